@@ -11,6 +11,42 @@ export {
   widthOf,
 } from './encoding.js';
 export { ValidationError } from './errors.js';
+export {
+  type Budget,
+  type CandidateCost,
+  checkBudgetFeasible,
+  describeBudget,
+  withinBudget,
+} from './evolution/budget.js';
+export {
+  crossover,
+  encodingKey,
+  generateWithin,
+  mutate,
+  pick,
+  randomEncoding,
+  topK,
+} from './evolution/operators.js';
+export { paretoFront, type TradeOff } from './evolution/pareto.js';
+export {
+  absorbGeneration,
+  bestPerBudget,
+  type Candidate,
+  DEFAULT_EVOLUTION,
+  type Evaluated,
+  type EvaluatorPool,
+  type EvolutionParams,
+  type GenerationSummary,
+  initialSearchState,
+  isFinished,
+  type Outcome,
+  proposeGeneration,
+  type RunOptions,
+  resolveEvolutionParams,
+  runSearch,
+  type SearchState,
+  searchPareto,
+} from './evolution/search.js';
 export { makeDivisible, roundHalfEven } from './networks/builder.js';
 export {
   buildNetwork,
@@ -34,4 +70,5 @@ export type {
   Preset,
   Width,
 } from './networks/types.js';
+export { Rng } from './random.js';
 export { channelsAt, MAX_SCALE_ID, SCALE_COUNT, SCALES, scaleIdAtMost } from './scales.js';
