@@ -4,7 +4,7 @@
 // Only Node built-ins here: this runs before any dependency is installed.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -40,9 +40,10 @@ const systemNeeds = [
 ];
 if (args.has('--bench')) {
   systemNeeds.push({
-    pkg: 'python3-torch',
+    pkg: 'python3-torchvision',
     present: () =>
-      spawnSync('/usr/bin/python3', ['-c', 'import torch'], { stdio: 'ignore' }).status === 0,
+      spawnSync('/usr/bin/python3', ['-c', 'import torch, torchvision'], { stdio: 'ignore' })
+        .status === 0,
     why: 'the PyTorch reference benchmark',
   });
 }
@@ -104,3 +105,7 @@ const b = spawnSync(
 );
 if (b.status !== 0)
   fail(`build failed (exit ${b.status}); run "npx turbo run build" to see the errors`);
+
+// npm links the CLI's bin before the first build creates it; make sure it is executable.
+const cliMain = join(root, 'libs', 'cli', 'dist', 'main.js');
+if (existsSync(cliMain)) chmodSync(cliMain, 0o755);

@@ -1,0 +1,58 @@
+#!/usr/bin/env node
+import { ValidationError } from '@metaprune/core';
+import { flopsCommand, flopsHelp } from './commands/flops.js';
+import { networksCommand, networksHelp } from './commands/networks.js';
+import { reportCommand, reportHelp } from './commands/report.js';
+import { UsageError } from './errors.js';
+
+type Command = { run: (argv: string[]) => number | Promise<number>; help: string; about: string };
+
+const COMMANDS: Record<string, Command> = {
+  networks: {
+    run: networksCommand,
+    help: networksHelp,
+    about: 'list network families and presets',
+  },
+  flops: { run: flopsCommand, help: flopsHelp, about: 'MACs and parameters of a (pruned) network' },
+  report: { run: reportCommand, help: reportHelp, about: 'search-space and FLOPs-parity report' },
+  demo: { run: reportCommand, help: reportHelp, about: 'the main job (npm run demo)' },
+};
+
+function usage(): string {
+  const lines = Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(10)} ${c.about}`);
+  return `metaprune — automatic channel pruning (MetaPruning)\n\nusage: metaprune <command> [flags]\n\n${lines.join('\n')}\n\nmetaprune <command> --help for a command's flags.`;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    console.log(usage());
+    return name === undefined ? 2 : 0;
+  }
+  const cmd = COMMANDS[name];
+  if (!cmd)
+    throw new UsageError(`unknown command "${name}"; allowed ${Object.keys(COMMANDS).join(', ')}`);
+  if (rest.includes('--help') || rest.includes('-h')) {
+    console.log(cmd.help);
+    return 0;
+  }
+  return cmd.run(rest);
+}
+
+// Bad input: one clear line on stderr and exit code 2 — never a stack trace.
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    if (err instanceof UsageError || err instanceof ValidationError) {
+      process.stderr.write(`metaprune: ${err.message}\n`);
+      process.exitCode = 2;
+      return;
+    }
+    const msg = err instanceof Error ? err.message : String(err);
+    process.stderr.write(`metaprune: ${msg}\n`);
+    if (process.env['METAPRUNE_DEBUG']) console.error(err);
+    process.exitCode = 1;
+  },
+);
