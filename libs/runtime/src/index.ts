@@ -1,1 +1,6 @@
-export {};
+export * from './config.js';
+export * from './errors.js';
+export * from './grpc.js';
+export * from './lifecycle.js';
+export * from './log.js';
+export * from './nats.js';

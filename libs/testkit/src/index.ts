@@ -1,1 +1,15 @@
-export {};
+export {
+  findNatsServer,
+  type NatsServerHandle,
+  type NatsServerOptions,
+  type StopOptions,
+  startNatsServer,
+} from './nats-server.js';
+export {
+  freePort,
+  onProcessExit,
+  type TempDir,
+  tempDir,
+  type WaitForOptions,
+  waitFor,
+} from './util.js';
