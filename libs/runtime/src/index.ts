@@ -3,4 +3,5 @@ export * from './errors.js';
 export * from './grpc.js';
 export * from './lifecycle.js';
 export * from './log.js';
+export * from './names.js';
 export * from './nats.js';
