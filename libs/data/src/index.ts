@@ -1,1 +1,64 @@
-export {};
+export {
+  type Batch,
+  BatchIterator,
+  type BatchOptions,
+  batches,
+  countBatches,
+} from './batches.js';
+export {
+  CIFAR10_CLASSES,
+  CIFAR10_RECORD_BYTES,
+  CIFAR10_TEST_FILE,
+  CIFAR10_TRAIN_FILES,
+  DATASET_NAMES,
+  type Dataset,
+  type DatasetName,
+  defaultDataDir,
+  FASHION_MNIST_CLASSES,
+  FASHION_MNIST_DIR,
+  IDX_FILES,
+  type IdxDatasetOptions,
+  type ImageSet,
+  type ImageShape,
+  type LoadDatasetOptions,
+  loadCifar10,
+  loadDataset,
+  loadIdxDataset,
+  parseCifarBatch,
+  toShared,
+  validateDataset,
+} from './dataset.js';
+export { DatasetError, type DatasetErrorKind, type DatasetErrorOptions } from './errors.js';
+export {
+  encodeIdx,
+  IDX_IMAGES_MAGIC,
+  IDX_LABELS_MAGIC,
+  type IdxArray,
+  type IdxExpectation,
+  parseIdx,
+} from './idx.js';
+export { isGzip, readDataFile, readMaybeGzip } from './io.js';
+export {
+  type AugmentOptions,
+  type AugmentParams,
+  type ChannelStats,
+  computeChannelStats,
+  ImagePreprocessor,
+  type PreprocessConfig,
+  type PreprocessOptions,
+  preprocessConfig,
+  type ResizeMode,
+  resolveAugment,
+  sampleAugment,
+} from './preprocess.js';
+export { hashSeed, mix32, Rng } from './random.js';
+export {
+  classCounts,
+  DEFAULT_SPLIT_SEED,
+  DEFAULT_VAL_PER_CLASS,
+  type SplitOptions,
+  type Subset,
+  splitTrainVal,
+  type TrainValTestSplit,
+  wholeSubset,
+} from './split.js';
