@@ -1,7 +1,18 @@
 #!/usr/bin/env node
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { benchFlops } from './flops.js';
 import type { BenchLine } from './record.js';
+import { runReference } from './reference.js';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', '..');
+// Which field of a line is the figure compared with the reference's.
+const FIGURE: Record<string, string> = {
+  flops: 'encodings_per_s',
+  train: 'images_per_s',
+  eval: 'candidates_per_min',
+};
 
 // `npm run bench [-- --only flops,train]`: one JSON object per workload on stdout.
 const WORKLOADS: Record<string, () => Promise<BenchLine> | BenchLine> = {
@@ -10,8 +21,13 @@ const WORKLOADS: Record<string, () => Promise<BenchLine> | BenchLine> = {
 
 function main(): number {
   let only: string[];
+  let reference = false;
   try {
-    const { values } = parseArgs({ options: { only: { type: 'string' } }, strict: true });
+    const { values } = parseArgs({
+      options: { only: { type: 'string' }, reference: { type: 'boolean' } },
+      strict: true,
+    });
+    reference = values.reference === true;
     only = values.only ? values.only.split(',').map((s) => s.trim()) : Object.keys(WORKLOADS);
   } catch (err) {
     process.stderr.write(`bench: ${(err as Error).message}\n`);
@@ -25,8 +41,27 @@ function main(): number {
     return 2;
   }
   void (async () => {
-    for (const w of only)
-      console.log(JSON.stringify(await (WORKLOADS[w] as () => Promise<BenchLine>)()));
+    const lines: BenchLine[] = [];
+    for (const w of only) {
+      const line = await (WORKLOADS[w] as () => Promise<BenchLine>)();
+      lines.push(line);
+      if (!reference) console.log(JSON.stringify(line));
+    }
+    if (!reference) return;
+    // --reference: the PyTorch reference right after, and each line gains the ratio.
+    const ref = runReference(
+      root,
+      only.filter((w) => w in FIGURE),
+    );
+    for (const line of lines) {
+      const key = FIGURE[line.workload];
+      const theirs = key ? ref?.[line.workload]?.[key] : undefined;
+      if (key && typeof theirs === 'number') {
+        line[`reference_${key}`] = theirs;
+        line['ratio_vs_reference'] = Number(((line[key] as number) / theirs).toFixed(3));
+      }
+      console.log(JSON.stringify(line));
+    }
   })().catch((err: unknown) => {
     process.stderr.write(`bench: ${(err as Error).message}\n`);
     process.exitCode = 1;
