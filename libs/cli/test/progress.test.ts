@@ -12,7 +12,9 @@ describe('ProgressBar', () => {
     const { chunks, stream } = capture(true);
     const bar = new ProgressBar({ label: 'train', total: 10, unit: 'img', stream });
     bar.update(5, 'loss 1.23');
-    expect(chunks[0]).toMatch(/^\r\x1b\[2Ktrain \[#{12}\.{12}\] 5\/10 .* img\/s ETA .*loss 1\.23$/);
+    const first = chunks[0] ?? '';
+    expect(first.startsWith('\r\u001b[2K')).toBe(true);
+    expect(first.slice(5)).toMatch(/^train \[#{12}\.{12}\] 5\/10 .* img\/s ETA .*loss 1\.23$/);
     bar.finish();
     expect(chunks.at(-1)).toBe('\n');
   });
