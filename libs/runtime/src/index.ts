@@ -5,3 +5,4 @@ export * from './lifecycle.js';
 export * from './log.js';
 export * from './names.js';
 export * from './nats.js';
+export * from './telemetry/index.js';

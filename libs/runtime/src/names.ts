@@ -16,6 +16,8 @@ export const NATS_NAMES = Object.freeze({
   /** KV buckets. */
   searchesBucket: 'metaprune_searches',
   memoBucket: 'metaprune_eval_memo',
+  /** Delivery attempts per evaluation job, counted by the evaluators (survive broker restarts). */
+  attemptsBucket: 'metaprune_eval_attempts',
   trainingBucket: 'metaprune_training',
   devicesBucket: 'metaprune_devices',
 });
