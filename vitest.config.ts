@@ -16,7 +16,12 @@ for (const dir of ['libs', 'services']) {
 export default defineConfig({
   resolve: { alias },
   test: {
-    include: ['libs/*/test/**/*.test.ts', 'services/*/test/**/*.test.ts', 'tests/**/*.test.ts'],
+    include: [
+      'libs/*/test/**/*.test.ts',
+      'services/*/test/**/*.test.ts',
+      'tests/**/*.test.ts',
+      'deploy/test/**/*.test.ts',
+    ],
     testTimeout: 120_000,
     hookTimeout: 120_000,
     pool: 'forks',

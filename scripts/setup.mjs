@@ -37,6 +37,11 @@ const systemNeeds = [
     present: () => existsSync(FASHION),
     why: 'the Fashion-MNIST dataset',
   },
+  {
+    pkg: 'chromium',
+    present: () => existsSync('/usr/bin/chromium'),
+    why: "headless browser for the web console's end-to-end tests",
+  },
 ];
 if (args.has('--bench')) {
   systemNeeds.push({

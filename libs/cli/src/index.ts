@@ -1,1 +1,22 @@
-export {};
+export { searchJson } from './commands/search.js';
+export {
+  controllerAddress,
+  type FollowOptions,
+  followSearch,
+  searchClient,
+  type TrainedPruningNet,
+  trainOnStack,
+} from './remote.js';
+export {
+  metapruneHome,
+  readStackFile,
+  type ServiceName,
+  type ServiceProcess,
+  type Stack,
+  type StackFile,
+  type StackOptions,
+  serviceMain,
+  stackFilePath,
+  startService,
+  startStack,
+} from './stack.js';

@@ -1,8 +1,15 @@
 #!/usr/bin/env node
 import { ValidationError } from '@metaprune/core';
+import { evaluateCommand, evaluateHelp } from './commands/evaluate.js';
 import { flopsCommand, flopsHelp } from './commands/flops.js';
+import { latencyCommand, latencyHelp } from './commands/latency.js';
 import { networksCommand, networksHelp } from './commands/networks.js';
+import { profileCommand, profileHelp } from './commands/profile.js';
 import { reportCommand, reportHelp } from './commands/report.js';
+import { retrainCommand, retrainHelp } from './commands/retrain.js';
+import { searchCommand, searchHelp } from './commands/search.js';
+import { trainCommand, trainHelp } from './commands/train.js';
+import { upCommand, upHelp } from './commands/up.js';
 import { UsageError } from './errors.js';
 
 type Command = { run: (argv: string[]) => number | Promise<number>; help: string; about: string };
@@ -16,6 +23,21 @@ const COMMANDS: Record<string, Command> = {
   flops: { run: flopsCommand, help: flopsHelp, about: 'MACs and parameters of a (pruned) network' },
   report: { run: reportCommand, help: reportHelp, about: 'search-space and FLOPs-parity report' },
   demo: { run: reportCommand, help: reportHelp, about: 'the main job (npm run demo)' },
+  train: { run: trainCommand, help: trainHelp, about: 'train a PruningNet (locally, or --remote)' },
+  evaluate: {
+    run: evaluateCommand,
+    help: evaluateHelp,
+    about: 'score one candidate with generated weights',
+  },
+  retrain: {
+    run: retrainCommand,
+    help: retrainHelp,
+    about: 'train a pruned network from scratch, export it',
+  },
+  up: { run: upCommand, help: upHelp, about: 'start the services on this machine' },
+  search: { run: searchCommand, help: searchHelp, about: 'search pruned widths (via the stack)' },
+  profile: { run: profileCommand, help: profileHelp, about: 'measure a device latency table' },
+  latency: { run: latencyCommand, help: latencyHelp, about: 'predicted (and measured) latency' },
 };
 
 function usage(): string {

@@ -47,6 +47,7 @@ export {
   type SearchState,
   searchPareto,
 } from './evolution/search.js';
+export * from './latency/index.js';
 export { makeDivisible, roundHalfEven } from './networks/builder.js';
 export {
   buildNetwork,

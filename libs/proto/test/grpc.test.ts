@@ -203,7 +203,7 @@ describe('generated grpc-js service over a real server', () => {
         cb,
       ),
     );
-    expect(got.table?.rows).toEqual(rows);
+    expect(got.table?.rows).toEqual(rows.map((r) => latency.LatencyRow.fromPartial(r)));
     expect(got.table?.key?.network).toEqual(network);
 
     const pred = await unary<latency.PredictLatencyResponse>((cb) =>

@@ -5,6 +5,7 @@ import { parseArgs } from 'node:util';
 import { benchFlops } from './flops.js';
 import type { BenchLine } from './record.js';
 import { runReference } from './reference.js';
+import { benchSearchWorkload } from './search.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', '..');
 // Which field of a line is the figure compared with the reference's.
@@ -17,6 +18,7 @@ const FIGURE: Record<string, string> = {
 // `npm run bench [-- --only flops,train]`: one JSON object per workload on stdout.
 const WORKLOADS: Record<string, () => Promise<BenchLine> | BenchLine> = {
   flops: () => benchFlops(),
+  search: () => benchSearchWorkload(),
 };
 
 function main(): number {

@@ -1,0 +1,161 @@
+import { availableParallelism } from 'node:os';
+import { join } from 'node:path';
+import { type ConsoleHandle, startConsole } from '@metaprune/console';
+import { createLogger, DEFAULT_PORTS, type LogLevel } from '@metaprune/runtime';
+import { num, parseFlags, str } from '../args.js';
+import { UsageError } from '../errors.js';
+import { metapruneHome, type Stack, stackFilePath, startStack } from '../stack.js';
+
+export const upHelp = `metaprune up [--evaluators N] [--nats URL] [--home DIR] [--console-port P] [--log-level L] [--verbose]
+  Starts the stack on this machine: nats-server with JetStream on a free loopback port and
+  a temporary store (unless --nats names a server), the weight generator, the controller and
+  N evaluator processes (default: one per core). Waits until every service reports SERVING,
+  prints the endpoints and a line "ready", and writes them to <home>/stack.json so that
+  \`metaprune search\` and \`metaprune train --remote\` find the stack without flags.
+  Ctrl-C / SIGTERM shuts everything down cleanly.
+  --home   checkpoints, exports, logs and stack.json (default $METAPRUNE_HOME or ~/.metaprune)
+  --console-port  port of the web console (default ${DEFAULT_PORTS.console}; a free one if taken; 0 = any)`;
+
+export async function upCommand(argv: string[]): Promise<number> {
+  const v = parseFlags(argv, {
+    evaluators: { type: 'string' },
+    nats: { type: 'string' },
+    home: { type: 'string' },
+    'console-port': { type: 'string' },
+    'log-level': { type: 'string' },
+    verbose: { type: 'boolean' },
+  });
+  const evaluators = num(
+    v,
+    'evaluators',
+    { min: 1, max: 256, integer: true },
+    availableParallelism(),
+  )!;
+  const natsUrl = str(v, 'nats');
+  if (natsUrl !== undefined && !/^(nats|tls|wss?):\/\/./.test(natsUrl)) {
+    throw new UsageError(`--nats: ${JSON.stringify(natsUrl)} is not a NATS URL (nats://host:port)`);
+  }
+  const logLevel = str(v, 'log-level', 'info')!;
+  if (!['debug', 'info', 'warn', 'error', 'silent'].includes(logLevel)) {
+    throw new UsageError(
+      `--log-level: unknown value "${logLevel}"; allowed debug, info, warn, error, silent`,
+    );
+  }
+  const home = str(v, 'home') ?? metapruneHome();
+  const verbose = v['verbose'] === true;
+  process.stderr.write(
+    `starting the stack (${evaluators} evaluator${evaluators > 1 ? 's' : ''})...\n`,
+  );
+  let stack: Stack;
+  try {
+    stack = await startStack({
+      evaluators,
+      ...(natsUrl ? { natsUrl } : {}),
+      home,
+      writeStackFile: true,
+      stackFile: str(v, 'home') !== undefined ? stackFilePath(home) : stackFilePath(),
+      logLevel,
+      ...(verbose
+        ? { onLine: (s: string, l: string) => process.stderr.write(`[${s}] ${l}\n`) }
+        : {}),
+    });
+  } catch (err) {
+    process.stderr.write(`metaprune up: ${(err as Error).message}\n`);
+    return 1;
+  }
+  // the web console, in this process (a taken default port falls back to a free one)
+  const consolePort = num(v, 'console-port', { min: 0, max: 65535, integer: true });
+  const consoleLogger = createLogger({
+    service: 'console',
+    level: verbose ? (logLevel as LogLevel) : 'warn',
+  });
+  // the latency profiler, once the stack runs one (docs/latency.md "Not done")
+  const profiler = (stack as unknown as Record<string, { address?: string } | undefined>)[
+    'latencyProfiler'
+  ]?.address;
+  let web: ConsoleHandle | undefined;
+  for (const port of consolePort === undefined ? [DEFAULT_PORTS.console, 0] : [consolePort]) {
+    try {
+      web = await startConsole({
+        port,
+        controller: stack.controller.address,
+        weightGenerator: stack.weightGenerator.address,
+        ...(profiler ? { latencyProfiler: profiler } : {}),
+        natsUrl: [stack.natsUrl],
+        exportRoot: join(stack.home, 'exports'),
+        logger: consoleLogger,
+      });
+      break;
+    } catch (err) {
+      if ((err as { code?: string }).code !== 'EADDRINUSE' || port === 0) {
+        process.stderr.write(`metaprune up: the web console: ${(err as Error).message}\n`);
+        await stack.stop();
+        return 1;
+      }
+    }
+  }
+  const rows: [string, string][] = [
+    ['nats', stack.natsUrl],
+    ['weight-generator', stack.weightGenerator.address],
+    ['controller', stack.controller.address],
+    ...stack.evaluators.map((e, i): [string, string] => [
+      `evaluator ${i + 1}`,
+      `${e.address} (health)`,
+    ]),
+    ['console', web?.url ?? ''],
+    ['stack file', str(v, 'home') !== undefined ? stackFilePath(home) : stackFilePath()],
+    ['logs', `${home}/logs`],
+  ];
+  for (const [k, val] of rows) console.log(`${k.padEnd(18)} ${val}`);
+  console.log('ready');
+
+  let exitCode = 0;
+  let shuttingDown = false;
+  const done = new Promise<void>((resolveDone) => {
+    const shutdown = (why: string) => {
+      if (shuttingDown) return;
+      shuttingDown = true;
+      process.stderr.write(`${why}: shutting down...\n`);
+      void Promise.resolve(web?.close())
+        .then(() => stack.stop())
+        .then(() => {
+          process.stderr.write('stopped\n');
+          resolveDone();
+        });
+    };
+    // A signal while shutting down (a second Ctrl-C) stops the services at once.
+    const onSignal = (sig: NodeJS.Signals) => {
+      if (!shuttingDown) return shutdown(sig);
+      process.stderr.write(`${sig} again: killing the services\n`);
+      for (const p of [stack.weightGenerator, stack.controller, ...stack.evaluators]) {
+        void p.kill('SIGKILL');
+      }
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+    // A service that dies on its own is reported; evaluators are restarted.
+    const watch = (p: (typeof stack.evaluators)[number]) => {
+      void p.exited.then(async ({ code, signal }) => {
+        if (shuttingDown) return;
+        process.stderr.write(
+          `${p.name}${p.name === 'evaluator' ? ` ${p.index + 1}` : ''} exited (code ${code}, signal ${signal})\n`,
+        );
+        if (p.name === 'evaluator') {
+          try {
+            const again = await stack.addEvaluator();
+            process.stderr.write(`evaluator restarted at ${again.address}\n`);
+            watch(again);
+          } catch (err) {
+            process.stderr.write(`could not restart the evaluator: ${(err as Error).message}\n`);
+          }
+        } else {
+          exitCode = 1;
+          shutdown(`${p.name} stopped`);
+        }
+      });
+    };
+    for (const p of [stack.weightGenerator, stack.controller, ...stack.evaluators]) watch(p);
+  });
+  await done;
+  return exitCode;
+}

@@ -1,0 +1,84 @@
+import type { Network } from '@metaprune/core';
+import {
+  BatchIterator,
+  computeChannelStats,
+  type Dataset,
+  loadDataset,
+  type PreprocessConfig,
+  preprocessConfig,
+  splitTrainVal,
+  type TrainValTestSplit,
+} from '@metaprune/data';
+import { num, oneOf, str, type Values } from './args.js';
+
+export const DATA_OPTIONS = {
+  dataset: { type: 'string' },
+  'data-dir': { type: 'string' },
+  'val-per-class': { type: 'string' },
+  'split-seed': { type: 'string' },
+} as const;
+
+export interface LocalData {
+  dataset: Dataset;
+  split: TrainValTestSplit;
+  preprocess: PreprocessConfig;
+  splitSeed: number;
+  valPerClass: number;
+}
+
+/**
+ * Dataset, stratified sub-train/sub-val split and input preprocessing for a network
+ * (DESIGN 3). The split seed and size travel with checkpoints so evaluation never scores
+ * images the PruningNet trained on.
+ */
+export async function prepareLocalData(
+  v: Values,
+  net: Network,
+  saved?: { splitSeed: number; valPerClass: number },
+): Promise<LocalData> {
+  const name = oneOf(v, 'dataset', ['fashion-mnist', 'cifar10'] as const, 'fashion-mnist') as
+    | 'fashion-mnist'
+    | 'cifar10';
+  const dataset = await loadDataset({ name, dir: str(v, 'data-dir') });
+  const splitSeed =
+    saved?.splitSeed ??
+    (num(v, 'split-seed', { min: 0, max: 2 ** 31, integer: true }, 0) as number);
+  const valPerClass =
+    saved?.valPerClass ??
+    (num(v, 'val-per-class', { min: 1, max: 100000, integer: true }, 500) as number);
+  const split = splitTrainVal(dataset, { valPerClass, seed: splitSeed });
+  const preprocess = preprocessConfig(dataset.imageShape, {
+    size: net.spec.inputSize,
+    channels: net.spec.inputChannels,
+    stats: computeChannelStats(split.train),
+  });
+  return { dataset, split, preprocess, splitSeed, valPerClass };
+}
+
+export function trainBatches(
+  d: LocalData,
+  batchSize: number,
+  seed: number,
+  augment: boolean,
+): BatchIterator {
+  return new BatchIterator(d.split.train, {
+    batchSize,
+    seed,
+    augment,
+    preprocess: d.preprocess,
+    shuffle: true,
+  });
+}
+
+export function recalBatches(d: LocalData, batchSize: number, seed: number): BatchIterator {
+  return new BatchIterator(d.split.train, {
+    batchSize,
+    seed: seed + 1,
+    preprocess: d.preprocess,
+    shuffle: true,
+  });
+}
+
+export function valBatches(d: LocalData, batchSize: number): BatchIterator {
+  return new BatchIterator(d.split.val, { batchSize, preprocess: d.preprocess, shuffle: false });
+}

@@ -1,0 +1,345 @@
+/**
+ * The local stack: nats-server (unless a URL is given), the weight generator, the controller
+ * and N evaluators as child processes (`node services/<name>/dist/main.js`, configured by
+ * env), each awaited until its gRPC health reports SERVING. Used by `metaprune up`, the
+ * end-to-end tests and the W4 bench. The endpoints go to a stack file so other commands
+ * find the controller without flags.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import {
+  createWriteStream,
+  mkdirSync,
+  readFileSync,
+  rmSync,
+  type WriteStream,
+  writeFileSync,
+} from 'node:fs';
+import { createRequire } from 'node:module';
+import { homedir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { waitForServing } from '@metaprune/runtime';
+import { type NatsServerHandle, startNatsServer } from '@metaprune/testkit';
+
+export type ServiceName = 'weight-generator' | 'controller' | 'evaluator';
+
+const PACKAGES: Record<ServiceName, string> = {
+  'weight-generator': '@metaprune/weight-generator',
+  controller: '@metaprune/controller',
+  evaluator: '@metaprune/evaluator',
+};
+
+/** Path of a service's process entry (its package's dist/main.js). */
+export function serviceMain(name: ServiceName): string {
+  const require = createRequire(import.meta.url);
+  return join(dirname(require.resolve(PACKAGES[name])), 'main.js');
+}
+
+/** $METAPRUNE_HOME, else ~/.metaprune: stack file, logs, checkpoints, exports. */
+export function metapruneHome(env: NodeJS.ProcessEnv = process.env): string {
+  return resolve(env['METAPRUNE_HOME'] || join(homedir(), '.metaprune'));
+}
+
+export interface StackFile {
+  natsUrl: string;
+  controller: string;
+  weightGenerator: string;
+  evaluators: string[];
+  /** pid of the `metaprune up` process. */
+  pid: number;
+  startedAt: string;
+}
+
+/** $METAPRUNE_STACK_FILE, else `<home>/stack.json`. */
+export function stackFilePath(home?: string, env: NodeJS.ProcessEnv = process.env): string {
+  if (home === undefined && env['METAPRUNE_STACK_FILE'])
+    return resolve(env['METAPRUNE_STACK_FILE']);
+  return join(home ?? metapruneHome(env), 'stack.json');
+}
+
+/** The endpoints of the running stack, if `metaprune up` wrote them and is still alive. */
+export function readStackFile(home?: string): StackFile | undefined {
+  let file: StackFile;
+  try {
+    file = JSON.parse(readFileSync(stackFilePath(home), 'utf8')) as StackFile;
+  } catch {
+    return undefined;
+  }
+  try {
+    process.kill(file.pid, 0);
+  } catch {
+    return undefined; // stale: its `up` is gone
+  }
+  return file;
+}
+
+export interface ServiceProcess {
+  readonly name: ServiceName;
+  readonly index: number;
+  /** gRPC address (health only for evaluators). */
+  readonly address: string;
+  /** The JSON line it printed when ready (address, and e.g. the evaluator's backend). */
+  readonly info: Readonly<Record<string, unknown>>;
+  readonly pid: number;
+  readonly running: boolean;
+  /** Resolves when the process exits (code, signal). */
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** The last lines it wrote on stderr. */
+  logs(): string[];
+  /** Sends `signal` and waits for the exit; SIGKILL after `timeoutMs` (default 30 s). */
+  kill(signal?: NodeJS.Signals, timeoutMs?: number): Promise<void>;
+}
+
+export interface StartServiceOptions {
+  name: ServiceName;
+  index?: number;
+  env: Record<string, string>;
+  /** Appends the process's stderr here. */
+  logFile?: string;
+  onLine?: (line: string) => void;
+  startTimeoutMs?: number;
+}
+
+const MAX_LINES = 200;
+
+/**
+ * Spawns one service, reads its `{"service":..,"address":..}` line from stdout and waits
+ * for SERVING. Rejects with its last log lines if it exits or times out first.
+ */
+export async function startService(o: StartServiceOptions): Promise<ServiceProcess> {
+  const main = serviceMain(o.name);
+  const child: ChildProcess = spawn(process.execPath, [main], {
+    env: { ...process.env, ...o.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const lines: string[] = [];
+  let log: WriteStream | undefined;
+  if (o.logFile) {
+    mkdirSync(dirname(o.logFile), { recursive: true });
+    log = createWriteStream(o.logFile, { flags: 'a' });
+  }
+  let errBuf = '';
+  child.stderr?.on('data', (chunk: Buffer) => {
+    log?.write(chunk);
+    errBuf += chunk.toString('utf8');
+    let nl = errBuf.indexOf('\n');
+    while (nl >= 0) {
+      const line = errBuf.slice(0, nl);
+      errBuf = errBuf.slice(nl + 1);
+      lines.push(line);
+      if (lines.length > MAX_LINES) lines.shift();
+      o.onLine?.(line);
+      nl = errBuf.indexOf('\n');
+    }
+  });
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) =>
+    child.once('exit', (code, signal) => {
+      log?.end();
+      r({ code, signal });
+    }),
+  );
+  const label = `${o.name}${o.index !== undefined ? ` ${o.index + 1}` : ''}`;
+  const tail = () => lines.slice(-15).join('\n');
+  const timeoutMs = o.startTimeoutMs ?? 60_000;
+
+  let info: Record<string, unknown> = {};
+  const address = await new Promise<string>((resolveAddr, reject) => {
+    let outBuf = '';
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`${label} did not start within ${timeoutMs} ms\n${tail()}`));
+    }, timeoutMs);
+    child.stdout?.on('data', (chunk: Buffer) => {
+      outBuf += chunk.toString('utf8');
+      let nl = outBuf.indexOf('\n');
+      while (nl >= 0) {
+        const line = outBuf.slice(0, nl).trim();
+        outBuf = outBuf.slice(nl + 1);
+        try {
+          const msg = JSON.parse(line) as { service?: string; address?: string };
+          if (msg.address) {
+            info = msg;
+            clearTimeout(timer);
+            resolveAddr(msg.address);
+          }
+        } catch {
+          // not the ready line
+        }
+        nl = outBuf.indexOf('\n');
+      }
+    });
+    void exited.then(({ code, signal }) => {
+      clearTimeout(timer);
+      reject(
+        new Error(`${label} exited during start-up (code ${code}, signal ${signal})\n${tail()}`),
+      );
+    });
+  });
+  try {
+    await waitForServing(address, { waitMs: timeoutMs });
+  } catch (err) {
+    child.kill('SIGKILL');
+    throw new Error(`${label}: ${(err as Error).message}\n${tail()}`);
+  }
+  const proc: ServiceProcess = {
+    name: o.name,
+    index: o.index ?? 0,
+    address,
+    info,
+    pid: child.pid ?? -1,
+    get running() {
+      return child.exitCode === null && child.signalCode === null;
+    },
+    exited,
+    logs: () => [...lines],
+    async kill(signal: NodeJS.Signals = 'SIGTERM', killAfterMs = 30_000) {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      child.kill(signal);
+      const timer = setTimeout(() => child.kill('SIGKILL'), killAfterMs);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+  return proc;
+}
+
+export interface StackOptions {
+  /** Evaluator processes (default 1). */
+  evaluators?: number;
+  /** Use this NATS server instead of spawning one. */
+  natsUrl?: string;
+  /** Checkpoints, exports, logs (default metapruneHome()). */
+  home?: string;
+  /** Write the stack file (default false; `metaprune up` does). */
+  writeStackFile?: boolean;
+  /** Where (default `<home>/stack.json`). */
+  stackFile?: string;
+  /** Extra env per service (e.g. { evaluator: { EVALUATOR_ACK_WAIT: '5s' } }). */
+  env?: Partial<Record<ServiceName, Record<string, string>>>;
+  logLevel?: string;
+  /** Every stderr line of every service. */
+  onLine?: (service: string, line: string) => void;
+  startTimeoutMs?: number;
+}
+
+export interface Stack {
+  readonly natsUrl: string;
+  readonly nats: NatsServerHandle | undefined;
+  readonly home: string;
+  readonly weightGenerator: ServiceProcess;
+  readonly controller: ServiceProcess;
+  readonly evaluators: ServiceProcess[];
+  /** Starts (another) evaluator; it is added to `evaluators`. */
+  addEvaluator(): Promise<ServiceProcess>;
+  /** Starts the controller again (after it was killed); replaces `controller`. */
+  restartController(): Promise<ServiceProcess>;
+  /** SIGTERM everything (evaluators, controller, weight generator, then nats). */
+  stop(): Promise<void>;
+}
+
+/** Brings the stack up; on any failure it stops what it started and rethrows. */
+export async function startStack(o: StackOptions = {}): Promise<Stack> {
+  const home = resolve(o.home ?? metapruneHome());
+  mkdirSync(join(home, 'logs'), { recursive: true });
+  const logLevel = o.logLevel ?? 'info';
+  const started: ServiceProcess[] = [];
+  let nats: NatsServerHandle | undefined;
+  const timeout = o.startTimeoutMs ?? 90_000;
+
+  const launch = async (name: ServiceName, index: number, env: Record<string, string>) => {
+    const p = await startService({
+      name,
+      index,
+      env: { ...env, ...(o.env?.[name] ?? {}) },
+      logFile: join(home, 'logs', `${name}${name === 'evaluator' ? `-${index + 1}` : ''}.log`),
+      ...(o.onLine ? { onLine: (l: string) => o.onLine?.(name, l) } : {}),
+      startTimeoutMs: timeout,
+    });
+    started.push(p);
+    return p;
+  };
+
+  try {
+    let natsUrl = o.natsUrl;
+    if (!natsUrl) {
+      nats = await startNatsServer({ jetstream: true });
+      natsUrl = nats.url;
+    }
+    const weightGenerator = await launch('weight-generator', 0, {
+      WEIGHTGEN_PORT: '0',
+      WEIGHTGEN_NATS_URL: natsUrl,
+      WEIGHTGEN_CHECKPOINT_ROOT: join(home, 'checkpoints'),
+      WEIGHTGEN_EXPORT_ROOT: join(home, 'exports'),
+      WEIGHTGEN_LOG_LEVEL: logLevel,
+    });
+    const controllerEnv = {
+      CONTROLLER_PORT: '0',
+      CONTROLLER_NATS_URL: natsUrl,
+      CONTROLLER_WEIGHT_GENERATOR: weightGenerator.address,
+      CONTROLLER_LOG_LEVEL: logLevel,
+    };
+    const evaluatorEnv = (i: number) => ({
+      EVALUATOR_HEALTH_PORT: '0',
+      EVALUATOR_NATS_URL: natsUrl,
+      EVALUATOR_WEIGHT_GENERATOR: weightGenerator.address,
+      EVALUATOR_ID: `evaluator-${i + 1}`,
+      EVALUATOR_LOG_LEVEL: logLevel,
+    });
+    let controller = await launch('controller', 0, controllerEnv);
+    const n = o.evaluators ?? 1;
+    const evaluators = await Promise.all(
+      Array.from({ length: n }, (_, i) => launch('evaluator', i, evaluatorEnv(i))),
+    );
+    const file = o.stackFile ?? stackFilePath(home);
+    const writeFile = () => {
+      if (!o.writeStackFile) return;
+      const content: StackFile = {
+        natsUrl: natsUrl!,
+        controller: controller.address,
+        weightGenerator: weightGenerator.address,
+        evaluators: evaluators.map((e) => e.address),
+        pid: process.pid,
+        startedAt: new Date().toISOString(),
+      };
+      writeFileSync(file, `${JSON.stringify(content, null, 2)}\n`);
+    };
+    writeFile();
+    let stopping: Promise<void> | undefined;
+    return {
+      natsUrl,
+      nats,
+      home,
+      weightGenerator,
+      get controller() {
+        return controller;
+      },
+      evaluators,
+      async addEvaluator() {
+        const p = await launch('evaluator', evaluators.length, evaluatorEnv(evaluators.length));
+        evaluators.push(p);
+        writeFile();
+        return p;
+      },
+      async restartController() {
+        await controller.kill('SIGKILL');
+        controller = await launch('controller', 0, controllerEnv);
+        writeFile();
+        return controller;
+      },
+      stop() {
+        stopping ??= (async () => {
+          await Promise.all(evaluators.map((e) => e.kill('SIGTERM')));
+          await controller.kill('SIGTERM');
+          await weightGenerator.kill('SIGTERM');
+          await Promise.all(started.map((p) => p.kill('SIGKILL')));
+          await nats?.stop();
+          if (o.writeStackFile) rmSync(file, { force: true });
+        })();
+        return stopping;
+      },
+    };
+  } catch (err) {
+    await Promise.all(started.map((p) => p.kill('SIGKILL')));
+    await nats?.stop();
+    throw err;
+  }
+}

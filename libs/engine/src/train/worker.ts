@@ -1,0 +1,151 @@
+/** A data-parallel training worker (see parallel.ts). */
+import { parentPort, workerData } from 'node:worker_threads';
+import { buildNetwork, type NetworkSpec } from '@metaprune/core';
+import { initBackend, parseBackendName } from '../backend/select.js';
+import { layerIndex } from '../pruningnet/forward.js';
+import { CatchUp, type OptimConfig } from '../pruningnet/generator.js';
+import { buildLayout } from '../pruningnet/layout.js';
+import type { PruningNetState } from '../pruningnet/params.js';
+import {
+  GenScratch,
+  generateLayers,
+  partitionLayers,
+  planCrops,
+  updateLayers,
+} from '../pruningnet/step.js';
+import { trainShard } from '../pruningnet/tfstep.js';
+import { Barrier } from '../workers/barrier.js';
+import type { TrainWorkerInit, TrainWorkerReply, TrainWorkerRequest } from './parallel.js';
+import { linearOptim } from './schedule.js';
+
+const init = workerData as TrainWorkerInit;
+const port = parentPort;
+if (!port) throw new Error('train worker started outside a worker thread');
+
+function reply(m: TrainWorkerReply): void {
+  port?.postMessage(m);
+}
+
+const net = buildNetwork(init.spec as NetworkSpec);
+const layout = buildLayout(net);
+const index = layerIndex(net);
+const st: PruningNetState = {
+  params: {
+    w2: new Float32Array(init.state.w2),
+    b2: new Float32Array(init.state.b2),
+    small: new Float32Array(init.state.small),
+  },
+  momentum: {
+    w2: new Float32Array(init.state.mw2),
+    b2: new Float32Array(init.state.mb2),
+    small: new Float32Array(init.state.msmall),
+  },
+  lastStep: new Int32Array(init.state.lastStep),
+};
+const arena = new Float32Array(init.arena);
+const grads = init.grads.map((g) => new Float32Array(g));
+const barrier = new Barrier(new Int32Array(init.ctl), init.shards);
+const scratch = new GenScratch(layout);
+let optim: OptimConfig | null = null;
+let cu: CatchUp | null = null;
+let images: Float32Array | null = null;
+let labels: Int32Array | null = null;
+
+/** Shard k of n images: contiguous, sizes differing by at most one. */
+function shardRange(n: number, k: number, K: number): [number, number] {
+  const base = Math.floor(n / K);
+  const extra = n % K;
+  const start = k * base + Math.min(k, extra);
+  return [start, start + base + (k < extra ? 1 : 0)];
+}
+
+function step(m: Extract<TrainWorkerRequest, { type: 'step' }>): TrainWorkerReply {
+  if (!optim || !cu) throw new Error('no optimiser set');
+  if (!images || !labels) throw new Error('no input buffers');
+  const t0 = performance.now();
+  const { t, enc, n, imageShape } = m;
+  const plan = planCrops(layout, enc);
+  const mine = partitionLayers(layout, plan, init.shards)[init.shard] as number[];
+  try {
+    generateLayers(layout, st, enc, plan, scratch, arena, mine, { t, cu });
+  } catch (e) {
+    barrier.abort();
+    throw e;
+  }
+  barrier.wait();
+  const K = init.shards;
+  const [a, b] = shardRange(n, init.shard, K);
+  const per = imageShape[0] * imageShape[1] * imageShape[2];
+  let loss = 0;
+  let correct = 0;
+  const own = grads[init.shard] as Float32Array;
+  try {
+    if (b > a) {
+      const r = trainShard(
+        layout,
+        index,
+        plan,
+        arena,
+        st.params.small,
+        {
+          images: images.subarray(a * per, b * per),
+          labels: labels.subarray(a, b),
+          n: b - a,
+          imageShape,
+        },
+        own,
+      );
+      loss = r.loss;
+      correct = r.correct;
+    }
+  } catch (e) {
+    barrier.abort();
+    throw e;
+  }
+  barrier.wait();
+  const weights: number[] = [];
+  const used: Float32Array[] = [];
+  for (let k = 0; k < K; k++) {
+    const [s, e] = shardRange(n, k, K);
+    if (e > s) {
+      weights.push((e - s) / n);
+      used.push(grads[k] as Float32Array);
+    }
+  }
+  updateLayers(
+    layout,
+    st,
+    plan,
+    scratch,
+    used,
+    weights,
+    { t, lr: optim.lrAt(t), momentum: optim.momentum, classifierLrScale: optim.classifierLrScale },
+    mine,
+  );
+  // The next step starts only when the main thread has every worker's reply, so no worker
+  // can overwrite an arena another is still reading.
+  return { type: 'done', loss, correct, n: b - a, seconds: (performance.now() - t0) / 1000 };
+}
+
+port.on('message', (m: TrainWorkerRequest) => {
+  try {
+    if (m.type === 'optim') {
+      optim = linearOptim(m.schedule);
+      cu = new CatchUp(optim);
+    } else if (m.type === 'inputs') {
+      images = new Float32Array(m.images);
+      labels = new Int32Array(m.labels);
+    } else if (m.type === 'step') {
+      reply(step(m));
+    }
+  } catch (e) {
+    const err = e instanceof Error ? e : new Error(String(e));
+    reply({ type: 'error', message: err.message, stack: err.stack });
+  }
+});
+
+initBackend({ prefer: parseBackendName(init.backend) })
+  .then(() => reply({ type: 'ready' }))
+  .catch((e: unknown) =>
+    reply({ type: 'error', message: e instanceof Error ? e.message : String(e) }),
+  );

@@ -1,0 +1,74 @@
+/**
+ * Settings of the web console. `src/main.ts` loads them from flags and the environment
+ * (prefix CONSOLE_, e.g. CONSOLE_CONTROLLER or --controller); in-process callers pass them
+ * to `startConsole`, where every setting left out takes its default. A backend left empty
+ * is simply not shown: the console works with whatever part of the stack it is given.
+ */
+import {
+  DEFAULT_PORTS,
+  defineConfig,
+  type InferConfig,
+  LOG_LEVELS,
+  loadConfig,
+} from '@metaprune/runtime';
+
+export const ENV_PREFIX = 'CONSOLE_';
+
+export const CONFIG_SCHEMA = defineConfig({
+  host: { type: 'string', default: '127.0.0.1', doc: 'interface the HTTP server listens on' },
+  port: {
+    type: 'int',
+    default: DEFAULT_PORTS.console,
+    min: 0,
+    max: 65535,
+    doc: 'HTTP port (0 = any free port)',
+  },
+  controller: {
+    type: 'string',
+    default: '',
+    doc: 'host:port of the controller (searches); empty: no searches shown',
+  },
+  weightGenerator: {
+    type: 'string',
+    default: '',
+    doc: 'host:port of the weight generator (PruningNets, exports); empty: none',
+  },
+  latencyProfiler: {
+    type: 'string',
+    default: '',
+    doc: 'host:port of the latency profiler (devices, tables, browser uploads); empty: none',
+  },
+  natsUrl: {
+    type: 'list',
+    default: [],
+    doc: 'NATS server URL(s), comma-separated: training jobs, queue depth, evaluators, evaluation rate; empty: none',
+  },
+  natsUser: { type: 'string', doc: 'NATS user (with nats-pass)' },
+  natsPass: { type: 'string', secret: true, doc: 'NATS password' },
+  natsToken: { type: 'string', secret: true, doc: 'NATS authentication token' },
+  exportRoot: {
+    type: 'string',
+    default: '',
+    doc: "the weight generator's export root as seen from here (download links); empty: no downloads",
+  },
+  registrationToken: {
+    type: 'string',
+    secret: true,
+    doc: 'bearer token the console sends with RegisterDevice when the profiler requires one',
+  },
+  poll: {
+    type: 'duration',
+    default: '1s',
+    min: 100,
+    max: 60_000,
+    doc: 'how often searches, the queue and the devices are refreshed',
+  },
+  logLevel: { type: 'enum', values: LOG_LEVELS, default: 'info', doc: 'log level' },
+});
+
+export type ConsoleConfig = InferConfig<typeof CONFIG_SCHEMA>;
+
+/** The defaults of every setting (no environment or flags read). */
+export function defaultConfig(): ConsoleConfig {
+  return loadConfig(CONFIG_SCHEMA, { env: {}, flags: {} });
+}

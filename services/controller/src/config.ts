@@ -1,0 +1,59 @@
+import { defineConfig } from '@metaprune/runtime';
+
+/**
+ * Settings of the controller. Env vars take the prefix `CONTROLLER_`
+ * (e.g. `CONTROLLER_NATS_URL`), flags are kebab-case (`--nats-url`). Only `main.ts` loads it.
+ */
+export const CONTROLLER_CONFIG = defineConfig({
+  host: { type: 'string', default: '127.0.0.1', doc: 'interface of the gRPC server' },
+  port: {
+    type: 'int',
+    default: 50052,
+    min: 0,
+    max: 65535,
+    doc: 'port of the gRPC server (0 = any free port)',
+  },
+  natsUrl: {
+    type: 'string',
+    default: 'nats://127.0.0.1:4222',
+    doc: 'NATS server URL(s), comma-separated',
+  },
+  natsUser: { type: 'string', doc: 'NATS user (with natsPass)' },
+  natsPass: { type: 'string', secret: true, doc: 'NATS password' },
+  natsToken: { type: 'string', secret: true, doc: 'NATS token' },
+  weightGenerator: {
+    type: 'string',
+    default: '127.0.0.1:50051',
+    doc: 'host:port of the weight generator (PruningNet look-ups)',
+  },
+  stallCheck: {
+    type: 'duration',
+    default: '5s',
+    min: 100,
+    doc: 'how often outstanding evaluations are checked (missed results, lost jobs)',
+  },
+  deadJobTimeout: {
+    type: 'duration',
+    default: 0,
+    doc: 'a job queued this long without a result is recorded FAILED (0 = never; the max-deliveries advisory covers crashes)',
+  },
+  maxConcurrentSearches: {
+    type: 'int',
+    default: 16,
+    min: 1,
+    max: 10_000,
+    doc: 'searches running at once; more are refused with RESOURCE_EXHAUSTED',
+  },
+  grace: {
+    type: 'duration',
+    default: '15s',
+    min: 1000,
+    doc: 'on SIGTERM, exit 1 if shutdown has not finished after this long',
+  },
+  logLevel: {
+    type: 'enum',
+    values: ['debug', 'info', 'warn', 'error', 'silent'],
+    default: 'info',
+    doc: 'log level (JSON lines on stderr)',
+  },
+});

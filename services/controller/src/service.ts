@@ -1,0 +1,34 @@
+import { controller } from '@metaprune/proto';
+import { type Logger, tracedServerStream, tracedUnary, writeMessage } from '@metaprune/runtime';
+import type { SearchManager } from './manager.js';
+
+/**
+ * The gRPC SearchService over a SearchManager. Errors map through runtime's toGrpcStatus;
+ * every call runs in a server span joined to the caller's trace.
+ */
+export function searchServiceImplementation(
+  manager: SearchManager,
+  logger?: Logger,
+): controller.SearchServiceServer {
+  const opts = logger ? { logger } : {};
+  return {
+    startSearch: tracedUnary(
+      async (call) => ({ searchId: await manager.start(call.request) }),
+      opts,
+    ),
+    watchSearch: tracedServerStream(async (call, ctx) => {
+      for await (const progress of manager.watch(call.request.searchId, ctx.signal)) {
+        await writeMessage(call, controller.WatchSearchResponse.fromPartial({ progress }));
+      }
+    }, opts),
+    getSearch: tracedUnary(
+      async (call) => ({ search: await manager.get(call.request.searchId) }),
+      opts,
+    ),
+    listSearches: tracedUnary(async (call) => manager.list(call.request), opts),
+    cancelSearch: tracedUnary(
+      async (call) => ({ search: await manager.cancel(call.request.searchId) }),
+      opts,
+    ),
+  };
+}

@@ -1,0 +1,80 @@
+/**
+ * Settings of the latency profiler. `src/main.ts` loads them from flags and the environment
+ * (prefix LATENCY_PROFILER_, e.g. LATENCY_PROFILER_NATS_URL or --nats-url); in-process
+ * callers pass them to `startLatencyProfiler`, where every setting left out takes its default.
+ */
+import {
+  DEFAULT_PORTS,
+  defineConfig,
+  type InferConfig,
+  LOG_LEVELS,
+  loadConfig,
+  NATS_NAMES,
+} from '@metaprune/runtime';
+import { TABLES_BUCKET } from './store.js';
+
+export const ENV_PREFIX = 'LATENCY_PROFILER_';
+
+export const CONFIG_SCHEMA = defineConfig({
+  host: { type: 'string', default: '127.0.0.1', doc: 'address the gRPC server listens on' },
+  port: {
+    type: 'int',
+    default: DEFAULT_PORTS.latencyProfiler,
+    min: 0,
+    max: 65535,
+    doc: 'gRPC port (0 = any free port)',
+  },
+  natsUrl: {
+    type: 'list',
+    default: ['nats://127.0.0.1:4222'],
+    doc: 'NATS server URL(s), comma-separated (JetStream must be enabled)',
+  },
+  natsUser: { type: 'string', doc: 'NATS user (with nats-pass)' },
+  natsPass: { type: 'string', secret: true, doc: 'NATS password' },
+  natsToken: { type: 'string', secret: true, doc: 'NATS authentication token' },
+  devicesBucket: {
+    type: 'string',
+    default: NATS_NAMES.devicesBucket,
+    pattern: /^[A-Za-z0-9_-]+$/,
+    doc: 'JetStream KV bucket of devices and their table versions',
+  },
+  tablesBucket: {
+    type: 'string',
+    default: TABLES_BUCKET,
+    pattern: /^[A-Za-z0-9_-]+$/,
+    doc: 'JetStream object store bucket of the uploaded tables',
+  },
+  registrationToken: {
+    type: 'string',
+    secret: true,
+    doc: 'when set, RegisterDevice needs "authorization: Bearer <token>" (uploads always need the device token)',
+  },
+  predictorCache: {
+    type: 'int',
+    default: 16,
+    min: 1,
+    max: 10_000,
+    doc: 'compiled table predictors kept in memory for PredictLatency',
+  },
+  maxMessageBytes: {
+    type: 'int',
+    default: 64 * 1024 * 1024,
+    min: 64 * 1024,
+    max: 1024 * 1024 * 1024,
+    doc: 'largest gRPC message in or out (a full MobileNetV2 table is ~1.5 MB); larger: RESOURCE_EXHAUSTED',
+  },
+  shutdownGrace: {
+    type: 'duration',
+    default: '10s',
+    min: 100,
+    doc: 'on SIGTERM: time for in-flight calls to finish before they are cut',
+  },
+  logLevel: { type: 'enum', values: LOG_LEVELS, default: 'info', doc: 'log level' },
+});
+
+export type LatencyProfilerConfig = InferConfig<typeof CONFIG_SCHEMA>;
+
+/** The defaults of every setting (no environment or flags read). */
+export function defaultConfig(): LatencyProfilerConfig {
+  return loadConfig(CONFIG_SCHEMA, { env: {}, flags: {} });
+}

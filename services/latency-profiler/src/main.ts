@@ -1,0 +1,51 @@
+#!/usr/bin/env node
+/**
+ * Process entry of the latency profiler: the only place that reads flags and the
+ * environment. Every setting is a flag (--nats-url) and an env variable
+ * (LATENCY_PROFILER_NATS_URL); `--help` prints them with their defaults (see
+ * src/config.ts). SIGTERM / SIGINT: health NOT_SERVING, in-flight calls finish, NATS
+ * drains, exit 0.
+ */
+import {
+  ConfigError,
+  createLogger,
+  describeSettings,
+  loadConfig,
+  onShutdownSignals,
+  parseFlags,
+} from '@metaprune/runtime';
+import { CONFIG_SCHEMA, ENV_PREFIX } from './config.js';
+import { startLatencyProfiler } from './server.js';
+
+async function main(): Promise<void> {
+  const { flags, positionals } = parseFlags(process.argv.slice(2), { booleans: ['help'] });
+  if ('help' in flags) {
+    const rows = describeSettings(CONFIG_SCHEMA, { envPrefix: ENV_PREFIX });
+    process.stdout.write(
+      `metaprune latency profiler\n\nusage: node dist/main.js [--flag value ...]\n\n${rows
+        .map(
+          (r) =>
+            `  ${r.flag.padEnd(22)} ${r.env.padEnd(36)} default ${r.default}\n      ${r.doc} (${r.allowed})`,
+        )
+        .join('\n')}\n`,
+    );
+    return;
+  }
+  if (positionals.length > 0) {
+    throw new ConfigError([
+      { key: 'argv', source: 'arguments', message: `unexpected argument ${positionals[0]}` },
+    ]);
+  }
+  const config = loadConfig(CONFIG_SCHEMA, { envPrefix: ENV_PREFIX, flags });
+  const logger = createLogger({ service: 'latency-profiler', level: config.logLevel });
+  const lp = await startLatencyProfiler({ ...config, logger });
+  // one line on stdout for whoever started us (metaprune up reads it)
+  process.stdout.write(`${JSON.stringify({ service: 'latency-profiler', address: lp.address })}\n`);
+  onShutdownSignals(() => lp.shutdown(), { graceMs: config.shutdownGrace + 5000, logger });
+}
+
+main().catch((err: unknown) => {
+  const msg = err instanceof Error ? err.message : String(err);
+  process.stderr.write(`latency-profiler: ${msg}\n`);
+  process.exit(err instanceof ConfigError ? 2 : 1);
+});

@@ -1,0 +1,150 @@
+/**
+ * Persistence of the latency profiler in NATS JetStream:
+ * - KV bucket `metaprune_devices` (NATS_NAMES.devicesBucket):
+ *   `name.<name>` -> device id (created with `create`, so names are unique across replicas);
+ *   `device.<id>` -> JSON {@link DeviceRecord}: the device, the SHA-256 of its upload token
+ *   (never the token) and, per table key, every stored version; updated with
+ *   compare-and-set on the entry's revision, so concurrent uploads get distinct versions.
+ * - Object store `metaprune_latency_tables`: one object per uploaded table version, the
+ *   protobuf-encoded `LatencyTable`, named `<device id>/<key>/<upload id>` (never
+ *   overwritten; the version -> object mapping lives in the device record).
+ */
+
+import { NATS_NAMES, openKv } from '@metaprune/runtime';
+import type { JetStreamClient } from '@nats-io/jetstream';
+import { jetstream } from '@nats-io/jetstream';
+import type { KV } from '@nats-io/kv';
+import { type ObjectStore, Objm } from '@nats-io/obj';
+import type { NatsConnection } from '@nats-io/transport-node';
+
+/** Bucket of the stored tables. */
+export const TABLES_BUCKET = 'metaprune_latency_tables';
+
+/** One stored version of a table. */
+export interface TableVersionRecord {
+  readonly version: number;
+  /** Object name in the tables bucket. */
+  readonly object: string;
+  readonly rowCount: number;
+  /** ISO time the measurement finished (from the table), or empty. */
+  readonly measureTime: string;
+  /** ISO time of the upload. */
+  readonly uploadTime: string;
+}
+
+/** Every version of one table key of a device. */
+export interface TableRecord {
+  /** Storage key (see `tableKeyString`). */
+  readonly key: string;
+  /** Network part of the key (see `networkKeyString`). */
+  readonly networkKey: string;
+  readonly backend: string;
+  readonly batchSize: number;
+  /** The `LatencyTableKey` as protobuf JSON, to answer ListDevices without loading tables. */
+  readonly keyJson: unknown;
+  readonly versions: readonly TableVersionRecord[];
+}
+
+export interface DeviceRecord {
+  readonly deviceId: string;
+  readonly name: string;
+  readonly description: string;
+  readonly createTime: string;
+  /** Hex SHA-256 of the upload token. */
+  readonly tokenSha256: string;
+  readonly tables: Readonly<Record<string, TableRecord>>;
+}
+
+/** Where the profiler keeps devices and tables (a NATS JetStream implementation below). */
+export interface LatencyStore {
+  /** Reserves `name` for `record` (false when the name is taken). */
+  createDevice(record: DeviceRecord): Promise<boolean>;
+  getDevice(deviceId: string): Promise<DeviceRecord | undefined>;
+  /** Device id of a name. */
+  deviceIdOf(name: string): Promise<string | undefined>;
+  /** Every registered name, ascending. */
+  listNames(): Promise<string[]>;
+  /**
+   * Applies `change` to the device record atomically (retried on concurrent updates);
+   * returns the record written.
+   */
+  updateDevice(deviceId: string, change: (r: DeviceRecord) => DeviceRecord): Promise<DeviceRecord>;
+  putTable(object: string, data: Uint8Array): Promise<void>;
+  getTable(object: string): Promise<Uint8Array | undefined>;
+}
+
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+
+export class NatsLatencyStore implements LatencyStore {
+  private constructor(
+    private readonly kv: KV,
+    private readonly objects: ObjectStore,
+  ) {}
+
+  /** Opens (creating when needed) the KV bucket and the object store. */
+  static async open(
+    nc: NatsConnection,
+    opts: { devicesBucket?: string; tablesBucket?: string } = {},
+  ): Promise<NatsLatencyStore> {
+    const js: JetStreamClient = jetstream(nc);
+    const kv = await openKv(js, opts.devicesBucket ?? NATS_NAMES.devicesBucket);
+    const objects = await new Objm(js).create(opts.tablesBucket ?? TABLES_BUCKET);
+    return new NatsLatencyStore(kv, objects);
+  }
+
+  async createDevice(record: DeviceRecord): Promise<boolean> {
+    try {
+      await this.kv.create(`name.${record.name}`, enc.encode(record.deviceId));
+    } catch (err) {
+      if (await this.deviceIdOf(record.name)) return false;
+      throw err;
+    }
+    await this.kv.put(`device.${record.deviceId}`, enc.encode(JSON.stringify(record)));
+    return true;
+  }
+
+  async getDevice(deviceId: string): Promise<DeviceRecord | undefined> {
+    const e = await this.kv.get(`device.${deviceId}`);
+    if (e?.operation !== 'PUT') return undefined;
+    return JSON.parse(dec.decode(e.value)) as DeviceRecord;
+  }
+
+  async deviceIdOf(name: string): Promise<string | undefined> {
+    const e = await this.kv.get(`name.${name}`);
+    if (e?.operation !== 'PUT') return undefined;
+    return dec.decode(e.value);
+  }
+
+  async listNames(): Promise<string[]> {
+    const names: string[] = [];
+    for await (const k of await this.kv.keys('name.>')) names.push(k.slice('name.'.length));
+    return names.sort();
+  }
+
+  async updateDevice(
+    deviceId: string,
+    change: (r: DeviceRecord) => DeviceRecord,
+  ): Promise<DeviceRecord> {
+    for (let attempt = 0; ; attempt++) {
+      const e = await this.kv.get(`device.${deviceId}`);
+      if (e?.operation !== 'PUT') throw new Error(`device ${deviceId} vanished`);
+      const next = change(JSON.parse(dec.decode(e.value)) as DeviceRecord);
+      try {
+        await this.kv.update(`device.${deviceId}`, enc.encode(JSON.stringify(next)), e.revision);
+        return next;
+      } catch (err) {
+        if (attempt >= 20) throw err;
+        await new Promise((r) => setTimeout(r, 5 + Math.random() * 20));
+      }
+    }
+  }
+
+  async putTable(object: string, data: Uint8Array): Promise<void> {
+    await this.objects.putBlob({ name: object }, data);
+  }
+
+  async getTable(object: string): Promise<Uint8Array | undefined> {
+    return (await this.objects.getBlob(object)) ?? undefined;
+  }
+}

@@ -1,0 +1,135 @@
+/**
+ * Client helpers for the weight generator, for the CLI and the other services: a typed
+ * client, promise wrappers, an async iterator over WatchTraining and a one-call
+ * `fetchWeights` that reassembles a GenerateWeights stream into tensors by name.
+ */
+import {
+  type CallOptions,
+  type ChannelCredentials,
+  type ClientReadableStream,
+  credentials,
+  Metadata,
+} from '@grpc/grpc-js';
+import { TensorAssembler, tensorToFloat32, weightgen } from '@metaprune/proto';
+import { grpcClientOptions } from '@metaprune/runtime';
+
+export type WeightGeneratorClient = weightgen.WeightGeneratorServiceClient;
+
+export interface ConnectOptions {
+  credentials?: ChannelCredentials;
+  maxMessageBytes?: number;
+}
+
+export function weightGeneratorClient(
+  address: string,
+  opts: ConnectOptions = {},
+): WeightGeneratorClient {
+  return new weightgen.WeightGeneratorServiceClient(
+    address,
+    opts.credentials ?? credentials.createInsecure(),
+    grpcClientOptions(opts.maxMessageBytes ? { maxMessageBytes: opts.maxMessageBytes } : {}),
+  );
+}
+
+export interface CallOpts {
+  /** Bearer token sent as "authorization" metadata. */
+  token?: string;
+  /** Deadline in milliseconds from now. */
+  timeoutMs?: number;
+}
+
+function meta(opts: CallOpts): Metadata {
+  const m = new Metadata();
+  if (opts.token) m.set('authorization', `Bearer ${opts.token}`);
+  return m;
+}
+
+function callOptions(opts: CallOpts): Partial<CallOptions> {
+  return opts.timeoutMs ? { deadline: new Date(Date.now() + opts.timeoutMs) } : {};
+}
+
+type UnaryMethod<Req, Res> = (
+  req: Req,
+  metadata: Metadata,
+  options: Partial<CallOptions>,
+  cb: (err: import('@grpc/grpc-js').ServiceError | null, res: Res) => void,
+) => unknown;
+
+/** Promise form of a unary call: `unary(client, client.getTraining, { jobId })`. */
+export function unary<Req, Res>(
+  client: WeightGeneratorClient,
+  method: UnaryMethod<Req, Res>,
+  req: Req,
+  opts: CallOpts = {},
+): Promise<Res> {
+  return new Promise<Res>((resolve, reject) => {
+    method.call(client, req, meta(opts), callOptions(opts), (err, res) =>
+      err ? reject(err) : resolve(res),
+    );
+  });
+}
+
+/** Iterates a server stream's messages; the stream's error status rejects the iteration. */
+export async function* iterate<T>(stream: ClientReadableStream<T>): AsyncGenerator<T> {
+  try {
+    for await (const msg of stream) yield msg as T;
+  } finally {
+    stream.cancel();
+  }
+}
+
+/** WatchTraining as an async iterator of progress reports. */
+export function watchTraining(
+  client: WeightGeneratorClient,
+  jobId: string,
+  opts: CallOpts = {},
+): AsyncGenerator<weightgen.WatchTrainingResponse> {
+  return iterate(client.watchTraining({ jobId }, meta(opts), callOptions(opts)));
+}
+
+export interface FetchedWeights {
+  header: weightgen.WeightsHeader;
+  /** Tensors by name ("<layer>.<part>"), in stream order. */
+  tensors: Map<string, { shape: number[]; values: Float32Array }>;
+}
+
+/** Calls GenerateWeights and reassembles the streamed chunks. */
+export async function fetchWeights(
+  client: WeightGeneratorClient,
+  req: Partial<weightgen.GenerateWeightsRequest> & { pruningnetId: string },
+  opts: CallOpts = {},
+): Promise<FetchedWeights> {
+  const stream = client.generateWeights(
+    weightgen.GenerateWeightsRequest.fromPartial(req),
+    meta(opts),
+    callOptions(opts),
+  );
+  let header: weightgen.WeightsHeader | undefined;
+  const assembler = new TensorAssembler();
+  const tensors = new Map<string, { shape: number[]; values: Float32Array }>();
+  for await (const msg of iterate(stream)) {
+    const p = msg.payload;
+    if (!p) continue;
+    if (p.$case === 'header') {
+      if (header) throw new Error('GenerateWeights sent a second header');
+      header = p.value;
+      continue;
+    }
+    if (!header) throw new Error('GenerateWeights sent a chunk before its header');
+    const done = assembler.push(p.value);
+    if (done) {
+      if (tensors.has(done.name)) throw new Error(`tensor ${done.name} was sent twice`);
+      tensors.set(done.name, { shape: done.tensor.shape, values: tensorToFloat32(done.tensor) });
+    }
+  }
+  if (!header) throw new Error('GenerateWeights ended without a header');
+  if (assembler.incomplete !== undefined) {
+    throw new Error(`GenerateWeights ended inside tensor ${assembler.incomplete}`);
+  }
+  if (tensors.size !== header.tensorCount) {
+    throw new Error(
+      `GenerateWeights sent ${tensors.size} tensors, the header announced ${header.tensorCount}`,
+    );
+  }
+  return { header, tensors };
+}

@@ -1,0 +1,89 @@
+/**
+ * Ids and paths that come from requests. Ids name directories, so they are restricted to a
+ * safe alphabet; paths given relative to a configured root must stay inside it (after
+ * resolving "..", and after following symbolic links of the parts that already exist).
+ */
+import { realpathSync } from 'node:fs';
+import { dirname, isAbsolute, relative, resolve, sep } from 'node:path';
+import { InvalidArgumentError } from '@metaprune/runtime';
+
+/** Ids of PruningNets and jobs: letters, digits, ".", "_", "-"; 1-128 chars; no leading dot. */
+export const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+
+export function requireId(field: string, value: string): string {
+  if (!ID_PATTERN.test(value)) {
+    throw new InvalidArgumentError(
+      field,
+      value === ''
+        ? 'is required'
+        : `${JSON.stringify(value.slice(0, 140))} is not a valid id ([A-Za-z0-9][A-Za-z0-9._-]{0,127})`,
+    );
+  }
+  return value;
+}
+
+/** True when `child` is `root` itself or below it (both absolute, normalised). */
+export function isInside(root: string, child: string): boolean {
+  const rel = relative(root, child);
+  return rel === '' || (!rel.startsWith(`..${sep}`) && rel !== '..' && !isAbsolute(rel));
+}
+
+/** The longest existing prefix of `path`, with symbolic links resolved, plus the rest. */
+function realpathOfExisting(path: string): string {
+  let existing = path;
+  const rest: string[] = [];
+  for (;;) {
+    try {
+      const real = realpathSync(existing);
+      return rest.length ? resolve(real, ...rest.reverse()) : real;
+    } catch {
+      const parent = dirname(existing);
+      if (parent === existing) return path;
+      rest.push(existing.slice(parent.length + (parent.endsWith(sep) ? 0 : 1)));
+      existing = parent;
+    }
+  }
+}
+
+/**
+ * Resolves `rel` (a relative path from a request) below `root`. Absolute paths, NUL bytes,
+ * and paths that leave the root ("..", or a symbolic link pointing outside) are refused
+ * with INVALID_ARGUMENT naming `field`. Empty means the root itself.
+ */
+export function resolveInside(root: string, rel: string, field: string): string {
+  if (rel.includes('\0')) throw new InvalidArgumentError(field, 'must not contain NUL bytes');
+  if (rel.length > 1024) throw new InvalidArgumentError(field, 'is longer than 1024 characters');
+  if (isAbsolute(rel) || /^[A-Za-z]:[\\/]/.test(rel)) {
+    throw new InvalidArgumentError(
+      field,
+      `${JSON.stringify(rel)} is absolute; give a path relative to the configured root`,
+    );
+  }
+  const absRoot = resolve(root);
+  const target = resolve(absRoot, rel);
+  if (!isInside(absRoot, target)) {
+    throw new InvalidArgumentError(field, `${JSON.stringify(rel)} leaves the configured root`);
+  }
+  const realRoot = realpathOfExisting(absRoot);
+  const realTarget = realpathOfExisting(target);
+  if (!isInside(realRoot, realTarget)) {
+    throw new InvalidArgumentError(
+      field,
+      `${JSON.stringify(rel)} leaves the configured root through a symbolic link`,
+    );
+  }
+  return target;
+}
+
+/** File-name stems of exports: [A-Za-z0-9._-]{1,128}, not "." or "..". */
+export const NAME_PATTERN = /^[A-Za-z0-9._-]{1,128}$/;
+
+export function requireName(field: string, value: string): string {
+  if (!NAME_PATTERN.test(value) || value === '.' || value === '..') {
+    throw new InvalidArgumentError(
+      field,
+      `${JSON.stringify(value.slice(0, 140))} is not a valid name ([A-Za-z0-9._-]{1,128}, not "." or "..")`,
+    );
+  }
+  return value;
+}
