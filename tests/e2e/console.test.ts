@@ -259,9 +259,16 @@ describe('web console in Chromium', () => {
 
     // export the first winner and download it
     await page.locator('[data-testid="winner-row"] [data-testid="export"]').first().click();
-    const link = page.locator('[data-testid="export-link"]');
     // (ExportNetwork generates and writes the model in the weight generator: slow on a busy machine)
-    await link.waitFor({ timeout: 150_000 });
+    const message = page.locator('[data-testid="export-message"]');
+    await expect
+      .poll(async () => (await message.textContent()) ?? '', { timeout: 150_000, interval: 500 })
+      .toMatch(/exported|failed/);
+    const text = (await message.textContent()) ?? '';
+    expect(text, `${text}\n${stack.weightGenerator.logs().slice(-10).join('\n')}`).toMatch(
+      /^exported: /,
+    );
+    const link = page.locator('[data-testid="export-link"]');
     const href = (await link.getAttribute('href'))!;
     const tar = Buffer.from(await (await fetch(`${web.url}${href}`)).arrayBuffer());
     const file = join(home, 'download.tar');

@@ -163,7 +163,7 @@ describe('search through the real services', () => {
     // slower evaluations so the kill lands inside one
     const id = await start(
       request(2, {
-        evaluation: { recalibrationBatches: 12, batchSize: 32, validationImages: 256, seed: 0 },
+        evaluation: { recalibrationBatches: 8, batchSize: 32, validationImages: 128, seed: 0 },
       }),
     );
     const victim = stack.evaluators[0]!;
@@ -206,7 +206,7 @@ describe('search through the real services', () => {
     const before = await resultCounts();
     const id = await start(
       request(5, {
-        evaluation: { recalibrationBatches: 12, batchSize: 32, validationImages: 256, seed: 0 },
+        evaluation: { recalibrationBatches: 8, batchSize: 32, validationImages: 128, seed: 0 },
       }),
     );
     const statuses: string[] = [];

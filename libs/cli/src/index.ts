@@ -1,3 +1,10 @@
+export {
+  type BenchSearchOptions,
+  type BenchSearchResult,
+  benchSearch,
+  benchSearchWorkload,
+  W2_NETWORK,
+} from './bench/search.js';
 export { searchJson } from './commands/search.js';
 export {
   controllerAddress,

@@ -40,12 +40,21 @@ export function searchClient(address: string): controller.SearchServiceClient {
   );
 }
 
-export function weightGeneratorClient(address: string): weightgen.WeightGeneratorServiceClient {
-  return new weightgen.WeightGeneratorServiceClient(
-    address,
-    grpc.credentials.createInsecure(),
-    grpcClientOptions(),
-  );
+/**
+ * A weight generator client. `longCalls`: no keepalive pings on the connection — an
+ * export keeps the weight generator's event loop busy for many seconds, and an unanswered
+ * ping (10 s) would drop the connection under the call ("Connection dropped").
+ */
+export function weightGeneratorClient(
+  address: string,
+  opts: { longCalls?: boolean } = {},
+): weightgen.WeightGeneratorServiceClient {
+  return new weightgen.WeightGeneratorServiceClient(address, grpc.credentials.createInsecure(), {
+    ...grpcClientOptions(),
+    ...(opts.longCalls
+      ? { 'grpc.keepalive_time_ms': 2 ** 31 - 1, 'grpc.keepalive_permit_without_calls': 0 }
+      : {}),
+  });
 }
 
 /** An error the HTTP layer answers with `status` and `{error, field?}`. */

@@ -122,6 +122,8 @@ export class Hub extends EventEmitter {
   private readonly status = new Map<string, ServiceStatus>();
   private readonly search?: controller.SearchServiceClient;
   private readonly wg?: weightgen.WeightGeneratorServiceClient;
+  /** For ExportNetwork (see weightGeneratorClient's longCalls). */
+  private readonly wgExport?: weightgen.WeightGeneratorServiceClient;
   private readonly profiler?: LatencyProfilerClient;
   private readonly pruningnets?: GrpcPruningNets;
   private jsm: JetStreamManager | undefined;
@@ -150,6 +152,7 @@ export class Hub extends EventEmitter {
     }
     if (o.weightGenerator) {
       this.wg = weightGeneratorClient(o.weightGenerator);
+      this.wgExport = weightGeneratorClient(o.weightGenerator, { longCalls: true });
       this.pruningnets = new GrpcPruningNets(o.weightGenerator);
       this.status.set('weight-generator', {
         name: 'weight-generator',
@@ -203,6 +206,7 @@ export class Hub extends EventEmitter {
     this.trainingWatch?.stop();
     this.search?.close();
     this.wg?.close();
+    this.wgExport?.close();
     this.profiler?.close();
     this.pruningnets?.close();
     this.removeAllListeners();
@@ -611,21 +615,22 @@ export class Hub extends EventEmitter {
     params: number;
     version: number;
   }> {
-    if (!this.wg) throw new HttpError(404, 'this console has no weight generator configured');
+    const wg = this.wgExport;
+    if (!wg) throw new HttpError(404, 'this console has no weight generator configured');
     const { net, search } = await this.networkOf(id);
     const enc = Hub.encodingOf(net, genes);
     let res: weightgen.ExportNetworkResponse;
     try {
       res = await unary(
-        this.wg,
-        this.wg.exportNetwork,
+        wg,
+        wg.exportNetwork,
         weightgen.ExportNetworkRequest.fromPartial({
           pruningnetId: search.request?.pruningnetId ?? '',
           version: search.request?.pruningnetVersion ?? 0,
           encoding: { genes: [...enc] },
           outputDir: `console/${id.replace(/[^A-Za-z0-9._-]/g, '_')}`,
         }),
-        120_000,
+        600_000,
       );
     } catch (err) {
       throw httpErrorOf(err, 'the weight generator');

@@ -130,7 +130,7 @@ describe('tfjs candidate evaluation from streamed weights', () => {
       imageShape: [32, 32, 1] as const,
     });
     const recal = images(96);
-    const val = images(512);
+    const val = images(256);
     for (let t = 0; t < 3; t++) {
       const enc = randomEncoding(NET.genes.length, rng);
       const ref = evaluateCandidate(pnet, enc, { recal, val, recalBatches: 3, batchSize: 32 });

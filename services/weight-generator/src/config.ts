@@ -87,7 +87,7 @@ export const CONFIG_SCHEMA = defineConfig({
   },
   cacheSize: {
     type: 'int',
-    default: 4,
+    default: 2,
     min: 1,
     max: 1000,
     doc: 'PruningNet versions kept loaded for GenerateWeights / ExportNetwork',

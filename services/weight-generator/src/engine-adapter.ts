@@ -50,6 +50,7 @@ import {
 } from '@metaprune/engine';
 import { type Logger, nullLogger } from '@metaprune/runtime';
 import type {
+  ExportRequest,
   LoadedPruningNet,
   NamedTensor,
   ResolvedTrainingConfig,
@@ -347,74 +348,49 @@ function plainWeights(
 
 export interface WeightEngineOptions {
   backend: string;
-  /** Sub-train batches (of 64) that recompute BN statistics before an export (reference 100). */
-  exportRecalBatches?: number;
   logger?: Logger;
 }
 
-/** Recalibration images per data configuration (shared by every PruningNet trained on it). */
-const recalSets = new Map<string, Promise<{ data: PreparedData; set: ImageSet }>>();
-
-function exportRecal(
-  cfg: ResolvedTrainingConfig,
-  batches: number,
-): Promise<{ data: PreparedData; set: ImageSet }> {
-  const key = JSON.stringify([
-    batches,
-    cfg.dataFormat,
-    cfg.dataDir,
-    cfg.seed,
-    cfg.validationImages,
-    cfg.network.inputSize,
-    cfg.network.inputChannels,
-  ]);
-  let p = recalSets.get(key);
-  if (!p) {
-    p = prepareData(cfg).then((data) => ({
-      data,
-      set: recalSet(data, cfg.seed, batches),
-    }));
-    recalSets.set(key, p);
-    p.catch(() => recalSets.delete(key));
-    while (recalSets.size > 4) recalSets.delete(recalSets.keys().next().value as string);
+/** Writes a candidate of a checkpoint as a plain tfjs layers model (runs in a child process). */
+export async function exportCandidate(req: ExportRequest): Promise<void> {
+  await ensureBackend(req.backend);
+  const { pnet } = await loadCheckpoint(req.checkpointDir);
+  const net: Network = pnet.net;
+  const enc = validateEncoding(net, req.encoding);
+  const data = await prepareData(req.config);
+  const set = recalSet(data, req.config.seed, req.recalBatches);
+  const model = buildPlainModel(net, enc, {
+    init: plainWeights(pnet, enc, set),
+    inputPreprocess: data.preprocess,
+  });
+  try {
+    await exportPlainModel(
+      model,
+      req.outDir,
+      plainModelMetadata(net, enc, {
+        preprocess: data.preprocess,
+        classNames: data.dataset.classNames,
+        dataset: req.config.dataset,
+        extra: { ...req.metadata, recal_batches: Math.ceil(set.count / EVAL_BATCH) },
+      }),
+    );
+  } finally {
+    model.dispose();
   }
-  return p;
 }
 
 export function createWeightEngine(opts: WeightEngineOptions): WeightEngine {
   const logger = opts.logger ?? nullLogger;
   return {
-    async load(dir: string, cfg: ResolvedTrainingConfig): Promise<LoadedPruningNet> {
+    async load(dir: string, _cfg: ResolvedTrainingConfig): Promise<LoadedPruningNet> {
       await ensureBackend(opts.backend);
+      const t0 = Date.now();
       const { pnet } = await loadCheckpoint(dir);
+      logger.debug('checkpoint loaded by the engine', { dir, ms: Date.now() - t0 });
       const net: Network = pnet.net;
       return {
         async generate(encoding: Encoding) {
           return candidateTensors(pnet, validateEncoding(net, encoding));
-        },
-        async exportPlain(encoding: Encoding, outDir: string, metadata: Record<string, unknown>) {
-          const enc = validateEncoding(net, encoding);
-          const { data, set } = await exportRecal(cfg, opts.exportRecalBatches ?? 100);
-          const t0 = Date.now();
-          const model = buildPlainModel(net, enc, {
-            init: plainWeights(pnet, enc, set),
-            inputPreprocess: data.preprocess,
-          });
-          try {
-            await exportPlainModel(
-              model,
-              outDir,
-              plainModelMetadata(net, enc, {
-                preprocess: data.preprocess,
-                classNames: data.dataset.classNames,
-                dataset: cfg.dataset,
-                extra: { ...metadata, recal_batches: Math.ceil(set.count / EVAL_BATCH) },
-              }),
-            );
-          } finally {
-            model.dispose();
-          }
-          logger.debug('exported a plain model', { dir: outDir, ms: Date.now() - t0 });
         },
         dispose() {
           // parameters are plain arrays: nothing to release beyond dropping the reference

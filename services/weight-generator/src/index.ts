@@ -18,7 +18,7 @@ export {
 export { CONFIG_SCHEMA, defaultConfig, ENV_PREFIX, type WeightGeneratorConfig } from './config.js';
 export { CheckpointCorruptError } from './errors.js';
 export { decodeRecord, isTerminal, type JobRecord, trainingSubject } from './jobs.js';
-export { ProcessTrainer, trainingProcessEntry } from './runner.js';
+export { childEntry, ProcessExporter, ProcessTrainer, trainingProcessEntry } from './runner.js';
 export {
   startWeightGenerator,
   type WeightGeneratorHandle,
@@ -26,6 +26,8 @@ export {
 } from './server.js';
 export { CheckpointStore, MANIFEST, type Manifest, type StoredVersion } from './store.js';
 export type {
+  Exporter,
+  ExportRequest,
   LoadedPruningNet,
   NamedTensor,
   ResolvedTrainingConfig,

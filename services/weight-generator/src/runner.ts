@@ -8,7 +8,10 @@ import { type ChildProcess, fork } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { type Logger, nullLogger } from '@metaprune/runtime';
+import type { FromExportChild, ToExportChild } from './export-process.js';
 import type {
+  Exporter,
+  ExportRequest,
   StopReason,
   Trainer,
   TrainerCheckpoint,
@@ -44,15 +47,20 @@ export class TrainingProcessExitedError extends Error {
   }
 }
 
-/** Path of the built child entry (dist/training-process.js), also when running from src. */
-export function trainingProcessEntry(): string {
-  const here = fileURLToPath(new URL('./training-process.js', import.meta.url));
+/** Path of a built child entry (dist/<name>.js), also when running from src (tests). */
+export function childEntry(name: 'training-process' | 'export-process'): string {
+  const here = fileURLToPath(new URL(`./${name}.js`, import.meta.url));
   if (existsSync(here)) return here;
-  const dist = fileURLToPath(new URL('../dist/training-process.js', import.meta.url));
+  const dist = fileURLToPath(new URL(`../dist/${name}.js`, import.meta.url));
   if (existsSync(dist)) return dist;
   throw new Error(
-    `training process entry not found (looked for ${here} and ${dist}); build the package first: npm run build -w @metaprune/weight-generator`,
+    `${name} entry not found (looked for ${here} and ${dist}); build the package first: npm run build -w @metaprune/weight-generator`,
   );
+}
+
+/** Path of the built training child entry. */
+export function trainingProcessEntry(): string {
+  return childEntry('training-process');
 }
 
 export interface ProcessTrainerOptions {
@@ -162,6 +170,79 @@ export class ProcessTrainer implements Trainer {
   }
 
   /** Kills every child at once (last resort on exit). */
+  killAll(): void {
+    for (const c of this.children) c.kill('SIGKILL');
+  }
+}
+
+export interface ProcessExporterOptions {
+  /** Child entry module (default: childEntry('export-process')). */
+  entry?: string;
+  env?: NodeJS.ProcessEnv;
+  logger?: Logger;
+}
+
+/** An Exporter that runs every export in a fresh child process (killed when aborted). */
+export class ProcessExporter implements Exporter {
+  private readonly entry: string;
+  private readonly env: NodeJS.ProcessEnv;
+  private readonly logger: Logger;
+  private readonly children = new Set<ChildProcess>();
+
+  constructor(opts: ProcessExporterOptions = {}) {
+    this.entry = opts.entry ?? childEntry('export-process');
+    this.env = { ...process.env, ...opts.env };
+    this.logger = opts.logger ?? nullLogger;
+  }
+
+  export(request: ExportRequest, signal?: AbortSignal): Promise<void> {
+    signal?.throwIfAborted();
+    return new Promise<void>((resolve, reject) => {
+      const child = fork(this.entry, [], {
+        stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+        serialization: 'advanced',
+        execArgv: [],
+        env: this.env,
+      });
+      this.children.add(child);
+      let settled = false;
+      const finish = (fn: () => void): void => {
+        if (settled) return;
+        settled = true;
+        signal?.removeEventListener('abort', onAbort);
+        fn();
+      };
+      const onAbort = (): void => {
+        this.logger.info('export cancelled: stopping its process', { dir: request.outDir });
+        child.kill('SIGKILL');
+        finish(() => reject(signal?.reason ?? new Error('export cancelled')));
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
+      child.on('message', (raw) => {
+        const msg = raw as FromExportChild;
+        if (msg.type === 'done') finish(resolve);
+        else if (msg.type === 'failed') {
+          const err = new Error(msg.error);
+          if (msg.stack) err.stack = msg.stack;
+          finish(() => reject(err));
+        }
+      });
+      child.once('error', (err) => finish(() => reject(err)));
+      child.once('exit', (code, sig) => {
+        this.children.delete(child);
+        finish(() =>
+          reject(
+            new Error(
+              `the export process exited unexpectedly (${sig ? `signal ${sig}` : `exit code ${code}`})`,
+            ),
+          ),
+        );
+      });
+      const msg: ToExportChild = { type: 'export', request };
+      child.send(msg);
+    });
+  }
+
   killAll(): void {
     for (const c of this.children) c.kill('SIGKILL');
   }

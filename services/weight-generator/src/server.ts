@@ -22,18 +22,20 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { PruningNetCache } from './cache.js';
 import { defaultConfig, type WeightGeneratorConfig } from './config.js';
 import { JobManager } from './jobs.js';
-import { ProcessTrainer } from './runner.js';
+import { ProcessExporter, ProcessTrainer } from './runner.js';
 import { WeightGeneratorHandlers } from './service.js';
 import { CheckpointStore } from './store.js';
-import type { Trainer, WeightEngine } from './types.js';
+import type { Exporter, Trainer, WeightEngine } from './types.js';
 
 /** Settings (every one optional: defaults as in CONFIG_SCHEMA) plus in-process hooks. */
 export type WeightGeneratorOptions = Partial<WeightGeneratorConfig> & {
   logger?: Logger;
   /** Runs training jobs (default: a child process per job running the engine). */
   trainer?: Trainer;
-  /** Loads checkpoints for GenerateWeights / ExportNetwork (default: the engine). */
+  /** Loads checkpoints for GenerateWeights (default: the engine, in this process). */
   engine?: WeightEngine;
+  /** Runs ExportNetwork (default: a child process per export running the engine). */
+  exporter?: Exporter;
   /** Use this NATS connection instead of connecting (it is not drained on shutdown). */
   nc?: NatsConnection;
 };
@@ -57,6 +59,7 @@ export async function startWeightGenerator(
     logger: givenLogger,
     trainer: givenTrainer,
     engine: givenEngine,
+    exporter: givenExporter,
     nc: givenNc,
     ...settings
   } = options;
@@ -99,16 +102,13 @@ export async function startWeightGenerator(
     load: async (dir, cfg) => {
       if (!engine) {
         const { createWeightEngine } = await import('./engine-adapter.js');
-        engine = createWeightEngine({
-          backend: config.backend,
-          exportRecalBatches: config.exportRecalBatches,
-          logger,
-        });
+        engine = createWeightEngine({ backend: config.backend, logger });
       }
       return engine.load(dir, cfg);
     },
   };
   const cache = new PruningNetCache(lazyEngine, config.cacheSize, logger);
+  const exporter = givenExporter ?? new ProcessExporter({ logger });
   const jobs = new JobManager({
     nc,
     kv,
@@ -123,6 +123,9 @@ export async function startWeightGenerator(
     jobs,
     store,
     cache,
+    exporter,
+    exportRecalBatches: config.exportRecalBatches,
+    backend: config.backend,
     kv,
     dataRoot: resolve(config.dataRoot),
     exportRoot,
@@ -171,6 +174,7 @@ export async function startWeightGenerator(
       await grpc.shutdown(config.shutdownGrace);
       cache.clear();
       if (trainer instanceof ProcessTrainer) trainer.killAll();
+      if (exporter instanceof ProcessExporter) exporter.killAll();
       if (!givenNc) {
         try {
           await nc.drain();

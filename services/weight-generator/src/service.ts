@@ -32,6 +32,7 @@ import type { PruningNetCache } from './cache.js';
 import { decodeRecord, isTerminal, type JobManager, type StartJobInput } from './jobs.js';
 import { requireId, requireName, resolveInside } from './paths.js';
 import type { CheckpointStore, StoredVersion } from './store.js';
+import type { Exporter } from './types.js';
 import {
   encodingFor,
   resolveTrainingConfig,
@@ -45,6 +46,10 @@ export interface ServiceDeps {
   jobs: JobManager;
   store: CheckpointStore;
   cache: PruningNetCache;
+  exporter: Exporter;
+  /** BN recalibration batches of an export. */
+  exportRecalBatches: number;
+  backend: string;
   kv: KV;
   dataRoot: string;
   exportRoot: string;
@@ -171,7 +176,9 @@ export class WeightGeneratorHandlers {
       generateWeights: wrapServerStream((call, ctx) => this.generateWeights(call, ctx.signal), {
         logger,
       }),
-      exportNetwork: wrapUnary((call) => this.exportNetwork(call.request), { logger }),
+      exportNetwork: wrapUnary((call, ctx) => this.exportNetwork(call.request, ctx.signal), {
+        logger,
+      }),
     };
   }
 
@@ -341,6 +348,7 @@ export class WeightGeneratorHandlers {
 
   async exportNetwork(
     req: weightgen.ExportNetworkRequest,
+    signal?: AbortSignal,
   ): Promise<weightgen.ExportNetworkResponse> {
     const id = requireId('pruningnet_id', req.pruningnetId);
     requireNumber('version', req.version, { min: 0, max: 0xffff_ffff, integer: true });
@@ -358,12 +366,17 @@ export class WeightGeneratorHandlers {
     const tmp = join(outDir, `.${name}.tmp-${randomBytes(4).toString('hex')}`);
     try {
       const meta = v.manifest.meta;
-      await this.deps.cache.use(v, (pn) =>
-        pn.exportPlain(enc, tmp, {
-          pruningnet: id,
-          pruningnet_version: v.version,
-          dataset: meta.config.dataset,
-        }),
+      await this.deps.exporter.export(
+        {
+          checkpointDir: v.dir,
+          config: meta.config,
+          encoding: enc,
+          outDir: tmp,
+          metadata: { pruningnet: id, pruningnet_version: v.version },
+          recalBatches: this.deps.exportRecalBatches,
+          backend: this.deps.backend,
+        },
+        signal,
       );
       const old = `${target}.old-${randomBytes(4).toString('hex')}`;
       let replaced = false;

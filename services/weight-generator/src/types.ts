@@ -106,8 +106,6 @@ export interface NamedTensor {
 export interface LoadedPruningNet {
   /** Generated + cropped tensors of a candidate, in layer order. */
   generate(encoding: Encoding): Promise<NamedTensor[]>;
-  /** Writes the candidate as a plain tfjs layers model (model.json + weights) into `dir`. */
-  exportPlain(encoding: Encoding, dir: string, metadata: Record<string, unknown>): Promise<void>;
   dispose(): void;
 }
 
@@ -115,4 +113,26 @@ export interface LoadedPruningNet {
 export interface WeightEngine {
   /** Loads a verified checkpoint directory. */
   load(dir: string, config: ResolvedTrainingConfig): Promise<LoadedPruningNet>;
+}
+
+export interface ExportRequest {
+  /** Verified checkpoint directory. */
+  checkpointDir: string;
+  config: ResolvedTrainingConfig;
+  encoding: Encoding;
+  /** Directory to write model.json and its weights into (created). */
+  outDir: string;
+  /** Recorded in the model's userDefinedMetadata. */
+  metadata: Record<string, unknown>;
+  /** Sub-train batches that recompute the BN statistics. */
+  recalBatches: number;
+  backend: string;
+}
+
+/**
+ * Materialises a candidate as a plain tfjs layers model. Long, synchronous tensor work
+ * (BN recalibration), so the service runs it outside its event loop (a child process).
+ */
+export interface Exporter {
+  export(request: ExportRequest, signal?: AbortSignal): Promise<void>;
 }

@@ -87,7 +87,7 @@ export function hiddenForward(
     for (let k = 0; k < g.codeLen; k++)
       s += (code[k] as number) * (small[g.w1Off + k * H + j] as number);
     pre[j] = s;
-    h[j] = s > 0 ? s : 0;
+    h[j] = Math.max(s, 0);
   }
 }
 
