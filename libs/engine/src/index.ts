@@ -9,11 +9,23 @@ export {
   parseBackendName,
 } from './backend/select.js';
 export {
+  type BenchOptions,
+  type BenchRecord,
+  benchEval,
+  benchNetwork,
+  benchTrain,
+  type EvalBenchOptions,
+  syntheticSet,
+  type TrainBenchOptions,
+} from './bench/workloads.js';
+export {
+  CHECKPOINT_FORMAT,
   CheckpointError,
   type CheckpointManifest,
   type LoadedCheckpoint,
   loadCheckpoint,
   resolveCheckpoint,
+  saveCheckpoint,
   type TrainPosition,
 } from './checkpoint/checkpoint.js';
 export { collectImages, shareImageSet } from './evaluate/data.js';
@@ -25,6 +37,7 @@ export {
   type ImageSet,
   recalibrate,
 } from './evaluate/evaluate.js';
+export { EvaluatorPool, type EvaluatorPoolOptions } from './evaluate/pool.js';
 export {
   type BatchNormTrainResult,
   BN_TRAIN,
@@ -70,6 +83,7 @@ export {
   useFastBatchNorm,
   WEIGHTS_FILE,
 } from './plain/index.js';
+export { type PruningNetLayout, pruningNetParamCount } from './pruningnet/layout.js';
 export {
   createPruningNet,
   type GeneratedCandidate,
@@ -78,10 +92,17 @@ export {
   type PruningNetOptions,
   sampleEncoding,
 } from './pruningnet/pruningnet.js';
+export { useGenKernels } from './pruningnet/wasm-gen.js';
 export { LocalStepper, type Stepper } from './train/local.js';
+export type { StepPhases } from './train/parallel.js';
 export { ParallelStepper, type ParallelStepperOptions } from './train/parallel.js';
+export { type LinearSchedule, linearDecay, linearOptim } from './train/schedule.js';
 export {
+  DEFAULT_CLASSIFIER_LR_SCALE,
+  DEFAULT_LR,
   type EpochSummary as PruningNetEpochSummary,
+  type TrainBatch,
+  type TrainConfig,
   type TrainData,
   type TrainOptions,
   type TrainProgress,

@@ -65,3 +65,8 @@ export function toyData(count: number, batchSize: number, valPerClass = 8) {
     val: new BatchIterator(split.val, { batchSize, shuffle: false }),
   };
 }
+
+/** The bytes of a typed array's own range (its buffer may be a whole wasm memory). */
+export function bytes(a: ArrayBufferView): Buffer {
+  return Buffer.from(a.buffer as ArrayBuffer, a.byteOffset, a.byteLength);
+}

@@ -15,7 +15,7 @@ import { EvaluatorPool } from '../src/evaluate/pool.js';
 import { createPruningNet, sampleEncoding } from '../src/pruningnet/pruningnet.js';
 import { ParallelStepper } from '../src/train/parallel.js';
 import { type TrainProgress, trainPruningNet } from '../src/train/trainer.js';
-import { tinyNet, toyData } from './fixtures.js';
+import { bytes, tinyNet, toyData } from './fixtures.js';
 
 let dir: string;
 beforeAll(async () => {
@@ -51,11 +51,7 @@ describe('ParallelStepper', () => {
     }
     expect(runs[0]?.length).toBe(10);
     expect(runs[1]).toEqual(runs[0]);
-    expect(
-      Buffer.from((finals[1] as Float32Array).buffer).equals(
-        Buffer.from((finals[0] as Float32Array).buffer),
-      ),
-    ).toBe(true);
+    expect(bytes(finals[1] as Float32Array).equals(bytes(finals[0] as Float32Array))).toBe(true);
 
     // Interrupted after epoch 1, resumed in a fresh PruningNet with fresh workers.
     const ck = join(dir, 'par');
@@ -111,9 +107,7 @@ describe('ParallelStepper', () => {
       await s1.close();
     }
     expect(worker).toEqual(local);
-    expect(
-      Buffer.from(p1.state.params.small.buffer).equals(Buffer.from(p0.state.params.small.buffer)),
-    ).toBe(true);
+    expect(bytes(p1.state.params.small).equals(bytes(p0.state.params.small))).toBe(true);
   });
 });
 

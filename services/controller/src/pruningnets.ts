@@ -135,7 +135,14 @@ export class GrpcPruningNets implements PruningNetResolver {
       throw new UnavailableError(`PruningNet "${pruningnetId}" v${hit.version} has no network`);
     }
     let data: ResolvedDataSplit = { dataset: hit.dataset, seed: 0, validationImages: 0 };
-    if (hit.jobId) {
+    if (hit.config) {
+      // the record carries its training configuration: the split the evaluators hold out
+      data = {
+        dataset: hit.config.dataset || hit.dataset,
+        seed: hit.config.seed,
+        validationImages: hit.config.validationImages,
+      };
+    } else if (hit.jobId) {
       try {
         const res = await unary<weightgen.GetTrainingRequest, weightgen.GetTrainingResponse>(
           this.client,

@@ -7,7 +7,9 @@
 import type { Worker } from 'node:worker_threads';
 import type { Encoding } from '@metaprune/core';
 import { validateEncoding } from '@metaprune/core';
+import { type SharedStateHandle, shareState } from '../pruningnet/params.js';
 import type { PruningNet } from '../pruningnet/pruningnet.js';
+import { releaseSlot } from '../pruningnet/wasm-gen.js';
 import { spawnWorker } from '../workers/spawn.js';
 import { shareImageSet } from './data.js';
 import type { EvaluationResult, ImageSet } from './evaluate.js';
@@ -32,7 +34,7 @@ export interface EvalWorkerInit {
   spec: unknown;
   seed: number;
   backend?: string;
-  params: { w2: SharedArrayBuffer; b2: SharedArrayBuffer; small: SharedArrayBuffer };
+  state: SharedStateHandle;
   recal: SharedImageSet;
   val: SharedImageSet;
   recalBatches: number;
@@ -42,7 +44,7 @@ export interface EvalWorkerInit {
 
 export type EvalWorkerRequest = { type: 'eval'; id: number; enc: number[] };
 export type EvalWorkerReply =
-  | { type: 'ready' }
+  | { type: 'ready'; slot: number }
   | { type: 'result'; id: number; result: EvaluationResult }
   | { type: 'error'; id: number; message: string; stack?: string };
 
@@ -64,13 +66,6 @@ function sharedSet(set: ImageSet): SharedImageSet {
   };
 }
 
-function sab(a: Float32Array): SharedArrayBuffer {
-  if (!(a.buffer instanceof SharedArrayBuffer) || a.byteOffset !== 0) {
-    throw new Error('EvaluatorPool needs a PruningNet created (or loaded) with { shared: true }');
-  }
-  return a.buffer;
-}
-
 interface Job {
   id: number;
   enc: number[];
@@ -85,6 +80,7 @@ export class EvaluatorPool {
   private nextId = 0;
   private closed = false;
   private failed: Error | null = null;
+  private readonly slots: number[] = [];
 
   private constructor(private readonly pnet: PruningNet) {}
 
@@ -103,11 +99,7 @@ export class EvaluatorPool {
       spec: pnet.net.spec,
       seed: pnet.seed,
       backend: options.backend,
-      params: {
-        w2: sab(pnet.state.params.w2),
-        b2: sab(pnet.state.params.b2),
-        small: sab(pnet.state.params.small),
-      },
+      state: shareState(pnet.state, 'EvaluatorPool'),
       recal: sharedSet(sets.recal),
       val: sharedSet(sets.val),
       recalBatches: options.recalBatches ?? 100,
@@ -124,6 +116,7 @@ export class EvaluatorPool {
         new Promise<void>((resolve, reject) => {
           const onMsg = (m: EvalWorkerReply) => {
             if (m.type === 'ready') {
+              pool.slots.push(m.slot);
               w.off('message', onMsg);
               w.on('message', (r: EvalWorkerReply) => pool.onMessage(k, r));
               resolve();
@@ -206,5 +199,7 @@ export class EvaluatorPool {
     this.closed = true;
     await Promise.all(this.workers.map((w) => w.terminate()));
     this.workers.length = 0;
+    const wasm = this.pnet.state.wasm;
+    if (wasm) for (const s of this.slots.splice(0)) releaseSlot(wasm.memory, s);
   }
 }

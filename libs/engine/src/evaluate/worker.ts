@@ -3,7 +3,9 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { buildNetwork, type NetworkSpec } from '@metaprune/core';
 import { initBackend, parseBackendName } from '../backend/select.js';
 import { buildLayout } from '../pruningnet/layout.js';
+import { mapSharedState } from '../pruningnet/params.js';
 import { PruningNet } from '../pruningnet/pruningnet.js';
+import { GenKernels } from '../pruningnet/wasm-gen.js';
 import { evaluateCandidate, type ImageSet } from './evaluate.js';
 import type { EvalWorkerInit, EvalWorkerReply, EvalWorkerRequest, SharedImageSet } from './pool.js';
 
@@ -13,21 +15,9 @@ if (!port) throw new Error('evaluator worker started outside a worker thread');
 
 const net = buildNetwork(init.spec as NetworkSpec);
 const layout = buildLayout(net);
-// Only the parameters are read; optimiser state is never touched here.
-const none = new Float32Array(0);
-const pnet = new PruningNet(
-  net,
-  {
-    params: {
-      w2: new Float32Array(init.params.w2),
-      b2: new Float32Array(init.params.b2),
-      small: new Float32Array(init.params.small),
-    },
-    momentum: { w2: none, b2: none, small: none },
-    lastStep: new Int32Array(0),
-  },
-  init.seed,
-);
+// Only the parameters are read; the optimiser state is never touched here.
+const pnet = new PruningNet(net, mapSharedState(init.state, layout), init.seed);
+const kernels = GenKernels.for(pnet.state, layout);
 if (pnet.layout.totalRows !== layout.totalRows) throw new Error('layout mismatch');
 
 function set(s: SharedImageSet): ImageSet {
@@ -62,7 +52,7 @@ port.on('message', (m: EvalWorkerRequest) => {
 });
 
 initBackend({ prefer: parseBackendName(init.backend) })
-  .then(() => reply({ type: 'ready' }))
+  .then(() => reply({ type: 'ready', slot: kernels?.slotIndex ?? -1 }))
   .catch((e: unknown) =>
     reply({ type: 'error', id: -1, message: e instanceof Error ? e.message : String(e) }),
   );

@@ -12,6 +12,7 @@
 import { type Encoding, scaleOf, widthOf } from '@metaprune/core';
 import type { FcLayout, GenLayout, PruningNetLayout } from './layout.js';
 import type { PruningNetState } from './params.js';
+import type { GenKernels } from './wasm-gen.js';
 
 /** Beyond this many skipped steps momentum (0.9^512 ~ 4e-24) has vanished: cap. */
 export const CATCH_UP_MAX = 512;
@@ -140,9 +141,15 @@ export function generateCrop(
   cout: number,
   out: Float32Array,
   catchUp?: { t: number; cu: CatchUp },
+  kernels?: GenKernels | null,
 ): void {
   const H = g.hidden;
   const KK = g.kk;
+  if (kernels) {
+    if (catchUp) kernels.catchUp(st, g, cin, cout * KK, catchUp.t, catchUp.cu.F, catchUp.cu.M);
+    kernels.generate(st, g, h, cin, cout, out);
+    return;
+  }
   const { w2, b2 } = st.params;
   const blockRows = cout * KK;
   const stride = g.coutMax * KK; // rows between consecutive ci (depthwise: KK)
@@ -187,13 +194,51 @@ export function backwardUpdate(
   weights: readonly number[],
   u: UpdateArgs,
   gh: Float64Array,
+  kernels?: GenKernels | null,
+): void {
+  const KK = g.kk;
+  const { small } = st.params;
+  const msmall = st.momentum.small;
+  const { lr, momentum: mu, t } = u;
+  if (kernels) {
+    let gs = grads;
+    let ws = weights;
+    if (grads.length > 2) {
+      // The kernel sums two shards; fold any others first.
+      const size = cin * cout * KK;
+      const sum = new Float32Array(size);
+      for (let s = 0; s < grads.length; s++) {
+        const a = weights[s] as number;
+        const gr = grads[s] as Float32Array;
+        for (let i = 0; i < size; i++) sum[i] = (sum[i] as number) + a * (gr[i] as number);
+      }
+      gs = [sum];
+      ws = [1];
+    }
+    kernels.update(st, g, h, cin, cout, gs, ws, lr, mu, t, gh);
+  } else {
+    rowsBackwardUpdate(g, st, h, cin, cout, grads, weights, u, gh);
+  }
+  firstLayerUpdate(g, code, pre, gh, lr, mu, small, msmall);
+}
+
+/** The touched rows' part of backwardUpdate, as TypeScript loops. */
+function rowsBackwardUpdate(
+  g: GenLayout,
+  st: PruningNetState,
+  h: Float32Array,
+  cin: number,
+  cout: number,
+  grads: readonly Float32Array[],
+  weights: readonly number[],
+  u: UpdateArgs,
+  gh: Float64Array,
 ): void {
   const H = g.hidden;
   const KK = g.kk;
-  const { w2, b2, small } = st.params;
+  const { w2, b2 } = st.params;
   const mw2 = st.momentum.w2;
   const mb2 = st.momentum.b2;
-  const msmall = st.momentum.small;
   const last = st.lastStep;
   const { lr, momentum: mu, t } = u;
   const g0 = grads[0] as Float32Array;
@@ -227,7 +272,20 @@ export function backwardUpdate(
       last[r] = t;
     }
   }
-  // First FC: d pre = gh * relu'(pre); dw1[k][j] = code[k] * dpre[j]; db1 = dpre.
+}
+
+/** First FC: d pre = gh * relu'(pre); dw1[k][j] = code[k] * dpre[j]; db1 = dpre. */
+function firstLayerUpdate(
+  g: GenLayout,
+  code: Float64Array,
+  pre: Float32Array,
+  gh: Float64Array,
+  lr: number,
+  mu: number,
+  small: Float32Array,
+  msmall: Float32Array,
+): void {
+  const H = g.hidden;
   for (let j = 0; j < H; j++) {
     const dp = (pre[j] as number) > 0 ? (gh[j] as number) : 0;
     for (let k = 0; k < g.codeLen; k++) {
@@ -300,11 +358,13 @@ export function flushRows(
   t: number,
   cu: CatchUp,
   only?: readonly number[],
+  kernels?: GenKernels | null,
 ): void {
   cu.prepare(t);
   for (const g of layout.gens) {
     if (g == null) continue;
     if (only && !only.includes(g.index)) continue;
-    catchUpRows(st, g.hidden, g.rowOff, g.w2Off, 0, g.rows, t, cu);
+    if (kernels) kernels.catchUp(st, g, g.cinMax, g.coutMax * g.kk, t, cu.F, cu.M);
+    else catchUpRows(st, g.hidden, g.rowOff, g.w2Off, 0, g.rows, t, cu);
   }
 }

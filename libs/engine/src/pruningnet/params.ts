@@ -5,6 +5,7 @@
  */
 import { Rng } from '@metaprune/data';
 import type { PruningNetLayout } from './layout.js';
+import { allocWasmState, stateViews, type WasmMemory, type WasmStateOffsets } from './wasm-gen.js';
 
 export interface ParamArrays {
   /** Second-FC weights of every generator, one row of `hidden` per generated element. */
@@ -25,6 +26,11 @@ export interface PruningNetState {
    * momentum catch-up) when next touched, or by `flush`.
    */
   lastStep: Int32Array;
+  /**
+   * Present when the arrays live in one shared WebAssembly.Memory (the generator kernels
+   * run on it; worker threads map the same offsets).
+   */
+  wasm?: { memory: WasmMemory; offsets: WasmStateOffsets };
 }
 
 function f32(n: number, shared: boolean): Float32Array {
@@ -39,7 +45,16 @@ export function allocParams(layout: PruningNetLayout, shared: boolean): ParamArr
   };
 }
 
+/**
+ * Allocates parameters and optimiser state: in a shared WebAssembly.Memory when it fits
+ * (then the SIMD generator kernels run on it), else in (Shared)ArrayBuffers.
+ */
 export function allocState(layout: PruningNetLayout, shared: boolean): PruningNetState {
+  const inWasm = allocWasmState(layout);
+  if (inWasm) {
+    inWasm.lastStep.fill(-1);
+    return inWasm;
+  }
   const lastStep = shared
     ? new Int32Array(new SharedArrayBuffer(layout.totalRows * 4))
     : new Int32Array(layout.totalRows);
@@ -72,4 +87,62 @@ export function initParams(layout: PruningNetLayout, p: ParamArrays, seed: numbe
     uniform(rng, p.small, f.wOff, f.cinMax * f.cout, b);
     uniform(rng, p.small, f.bOff, f.cout, b);
   }
+}
+
+/** What a worker thread needs to map a state allocated with `shared` (posted via workerData). */
+export type SharedStateHandle =
+  | { kind: 'wasm'; memory: WasmMemory; offsets: WasmStateOffsets }
+  | {
+      kind: 'buffers';
+      w2: SharedArrayBuffer;
+      b2: SharedArrayBuffer;
+      small: SharedArrayBuffer;
+      mw2: SharedArrayBuffer;
+      mb2: SharedArrayBuffer;
+      msmall: SharedArrayBuffer;
+      lastStep: SharedArrayBuffer;
+    };
+
+function ownSab(a: ArrayBufferView, what: string): SharedArrayBuffer {
+  if (
+    !(a.buffer instanceof SharedArrayBuffer) ||
+    a.byteOffset !== 0 ||
+    a.byteLength !== a.buffer.byteLength
+  ) {
+    throw new Error(`${what} needs a PruningNet created (or loaded) with { shared: true }`);
+  }
+  return a.buffer;
+}
+
+/** The handle of a shared state (throws when the state is not shareable). */
+export function shareState(st: PruningNetState, what = 'worker threads'): SharedStateHandle {
+  if (st.wasm) return { kind: 'wasm', memory: st.wasm.memory, offsets: st.wasm.offsets };
+  return {
+    kind: 'buffers',
+    w2: ownSab(st.params.w2, what),
+    b2: ownSab(st.params.b2, what),
+    small: ownSab(st.params.small, what),
+    mw2: ownSab(st.momentum.w2, what),
+    mb2: ownSab(st.momentum.b2, what),
+    msmall: ownSab(st.momentum.small, what),
+    lastStep: ownSab(st.lastStep, what),
+  };
+}
+
+/** Maps a shared state in another thread. */
+export function mapSharedState(h: SharedStateHandle, layout: PruningNetLayout): PruningNetState {
+  if (h.kind === 'wasm') return stateViews(h.memory, layout, h.offsets);
+  return {
+    params: {
+      w2: new Float32Array(h.w2),
+      b2: new Float32Array(h.b2),
+      small: new Float32Array(h.small),
+    },
+    momentum: {
+      w2: new Float32Array(h.mw2),
+      b2: new Float32Array(h.mb2),
+      small: new Float32Array(h.msmall),
+    },
+    lastStep: new Int32Array(h.lastStep),
+  };
 }

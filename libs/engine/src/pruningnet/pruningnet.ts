@@ -16,6 +16,7 @@ import { CatchUp, flushRows, type OptimConfig } from './generator.js';
 import { buildLayout, type PruningNetLayout } from './layout.js';
 import { allocState, initParams, type PruningNetState } from './params.js';
 import { allLayers, GenScratch, generateLayers, type LayerPlan, planCrops } from './step.js';
+import { GenKernels } from './wasm-gen.js';
 
 export interface PruningNetOptions {
   /** Seed of the parameter initialisation (default 0). */
@@ -54,7 +55,14 @@ export class PruningNet {
   flush(): void {
     if (this.current) return;
     if (!this.optim) throw new Error('PruningNet.flush: rows lag behind but no optimiser is set');
-    flushRows(this.layout, this.state, this.step, new CatchUp(this.optim));
+    flushRows(
+      this.layout,
+      this.state,
+      this.step,
+      new CatchUp(this.optim),
+      undefined,
+      GenKernels.for(this.state, this.layout),
+    );
     this.flushedAt = this.step;
   }
 }

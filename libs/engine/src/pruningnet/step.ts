@@ -17,6 +17,7 @@ import {
 } from './generator.js';
 import type { PruningNetLayout } from './layout.js';
 import type { PruningNetState } from './params.js';
+import { GenKernels } from './wasm-gen.js';
 
 export interface LayerPlan {
   cin: number;
@@ -84,6 +85,7 @@ export function generateLayers(
   catchUp?: { t: number; cu: CatchUp },
 ): void {
   if (catchUp) catchUp.cu.prepare(catchUp.t);
+  const kernels = GenKernels.for(st, layout);
   for (const i of layers) {
     const g = layout.gens[i];
     if (g == null) continue;
@@ -93,7 +95,7 @@ export function generateLayers(
     const h = scratch.h[i] as Float32Array;
     hiddenForward(g, st.params.small, code, pre, h);
     const out = arena.subarray(g.rowOff, g.rowOff + p.size);
-    generateCrop(g, st, h, p.cin, g.kind === 'depthwise' ? 1 : p.cout, out, catchUp);
+    generateCrop(g, st, h, p.cin, g.kind === 'depthwise' ? 1 : p.cout, out, catchUp, kernels);
   }
 }
 
@@ -112,6 +114,7 @@ export function updateLayers(
   u: UpdateArgs,
   layers: readonly number[],
 ): void {
+  const kernels = GenKernels.for(st, layout);
   for (const i of layers) {
     const g = layout.gens[i];
     const p = plan[i] as LayerPlan;
@@ -138,6 +141,7 @@ export function updateLayers(
       weights,
       u,
       scratch.gh,
+      kernels,
     );
   }
 }

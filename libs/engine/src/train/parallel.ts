@@ -14,12 +14,22 @@
 import type { Worker } from 'node:worker_threads';
 import type { Encoding } from '@metaprune/core';
 import type { OptimConfig } from '../pruningnet/generator.js';
+import { type SharedStateHandle, shareState } from '../pruningnet/params.js';
 import type { PruningNet } from '../pruningnet/pruningnet.js';
 import type { ShardBatch } from '../pruningnet/tfstep.js';
+import { releaseSlot } from '../pruningnet/wasm-gen.js';
 import { BARRIER_SLOTS } from '../workers/barrier.js';
 import { spawnWorker } from '../workers/spawn.js';
 import type { Stepper, StepResult } from './local.js';
 import type { LinearSchedule } from './schedule.js';
+
+export interface StepPhases {
+  generate: number;
+  waitGenerated: number;
+  forwardBackward: number;
+  waitGradients: number;
+  update: number;
+}
 
 export interface ParallelStepperOptions {
   /** Worker threads (default 2). */
@@ -33,15 +43,7 @@ export interface TrainWorkerInit {
   shard: number;
   shards: number;
   backend?: string;
-  state: {
-    w2: SharedArrayBuffer;
-    b2: SharedArrayBuffer;
-    small: SharedArrayBuffer;
-    mw2: SharedArrayBuffer;
-    mb2: SharedArrayBuffer;
-    msmall: SharedArrayBuffer;
-    lastStep: SharedArrayBuffer;
-  };
+  state: SharedStateHandle;
   arena: SharedArrayBuffer;
   grads: SharedArrayBuffer[];
   ctl: SharedArrayBuffer;
@@ -59,19 +61,17 @@ export type TrainWorkerRequest =
     };
 
 export type TrainWorkerReply =
-  | { type: 'ready' }
-  | { type: 'done'; loss: number; correct: number; n: number; seconds: number }
+  | { type: 'ready'; slot: number }
+  | {
+      type: 'done';
+      loss: number;
+      correct: number;
+      n: number;
+      seconds: number;
+      /** Seconds per phase of the step in this worker. */
+      phases: StepPhases;
+    }
   | { type: 'error'; message: string; stack?: string };
-
-function sab(a: ArrayBufferView): SharedArrayBuffer {
-  if (!(a.buffer instanceof SharedArrayBuffer)) {
-    throw new Error('ParallelStepper needs a PruningNet created with { shared: true }');
-  }
-  if (a.byteOffset !== 0 || a.byteLength !== a.buffer.byteLength) {
-    throw new Error('ParallelStepper: parameter arrays must own their buffers');
-  }
-  return a.buffer;
-}
 
 interface Pending {
   resolve: (r: TrainWorkerReply) => void;
@@ -86,6 +86,9 @@ export class ParallelStepper implements Stepper {
   private labels: Int32Array | null = null;
   private failed: Error | null = null;
   private readonly ready: Promise<void>;
+  private readonly slots: number[] = [];
+  /** Per-worker phase timings of the last step (for profiling). */
+  lastPhases: StepPhases[] = [];
 
   private constructor(
     readonly pnet: PruningNet,
@@ -101,15 +104,7 @@ export class ParallelStepper implements Stepper {
       spec: pnet.net.spec,
       shards: this.shards,
       backend: options.backend,
-      state: {
-        w2: sab(state.params.w2),
-        b2: sab(state.params.b2),
-        small: sab(state.params.small),
-        mw2: sab(state.momentum.w2),
-        mb2: sab(state.momentum.b2),
-        msmall: sab(state.momentum.small),
-        lastStep: sab(state.lastStep),
-      },
+      state: shareState(state, 'ParallelStepper'),
       arena: new SharedArrayBuffer(layout.totalRows * 4),
       grads,
       ctl: new SharedArrayBuffer(BARRIER_SLOTS * 4),
@@ -127,7 +122,9 @@ export class ParallelStepper implements Stepper {
         if (code !== 0) this.fail(new Error(`training worker ${k} exited with code ${code}`));
       });
     }
-    this.ready = Promise.all(readies).then(() => undefined);
+    this.ready = Promise.all(readies).then((rs) => {
+      for (const r of rs) if (r.type === 'ready') this.slots.push(r.slot);
+    });
   }
 
   /** Starts the workers (they load the tfjs backend) and waits until they are ready. */
@@ -205,6 +202,7 @@ export class ParallelStepper implements Stepper {
       this.post(k, { type: 'step', t, enc: [...enc], n: batch.n, imageShape: [h, w, c] });
     }
     const done = await Promise.all(replies);
+    this.lastPhases = done.flatMap((r) => (r.type === 'done' ? [r.phases] : []));
     let loss = 0;
     let correct = 0;
     let n = 0;
@@ -220,5 +218,7 @@ export class ParallelStepper implements Stepper {
   async close(): Promise<void> {
     await Promise.all(this.workers.map((w) => w.terminate()));
     this.workers.length = 0;
+    const wasm = this.pnet.state.wasm;
+    if (wasm) for (const s of this.slots.splice(0)) releaseSlot(wasm.memory, s);
   }
 }

@@ -5,7 +5,7 @@ import { initBackend, parseBackendName } from '../backend/select.js';
 import { layerIndex } from '../pruningnet/forward.js';
 import { CatchUp, type OptimConfig } from '../pruningnet/generator.js';
 import { buildLayout } from '../pruningnet/layout.js';
-import type { PruningNetState } from '../pruningnet/params.js';
+import { mapSharedState, type PruningNetState } from '../pruningnet/params.js';
 import {
   GenScratch,
   generateLayers,
@@ -14,6 +14,7 @@ import {
   updateLayers,
 } from '../pruningnet/step.js';
 import { trainShard } from '../pruningnet/tfstep.js';
+import { GenKernels } from '../pruningnet/wasm-gen.js';
 import { Barrier } from '../workers/barrier.js';
 import type { TrainWorkerInit, TrainWorkerReply, TrainWorkerRequest } from './parallel.js';
 import { linearOptim } from './schedule.js';
@@ -29,19 +30,10 @@ function reply(m: TrainWorkerReply): void {
 const net = buildNetwork(init.spec as NetworkSpec);
 const layout = buildLayout(net);
 const index = layerIndex(net);
-const st: PruningNetState = {
-  params: {
-    w2: new Float32Array(init.state.w2),
-    b2: new Float32Array(init.state.b2),
-    small: new Float32Array(init.state.small),
-  },
-  momentum: {
-    w2: new Float32Array(init.state.mw2),
-    b2: new Float32Array(init.state.mb2),
-    small: new Float32Array(init.state.msmall),
-  },
-  lastStep: new Int32Array(init.state.lastStep),
-};
+const st: PruningNetState = mapSharedState(init.state, layout);
+// Claim this thread's scratch slot for the generator kernels now (reported, so the main
+// thread can free it when this worker is gone).
+const kernels = GenKernels.for(st, layout);
 const arena = new Float32Array(init.arena);
 const grads = init.grads.map((g) => new Float32Array(g));
 const barrier = new Barrier(new Int32Array(init.ctl), init.shards);
@@ -72,7 +64,9 @@ function step(m: Extract<TrainWorkerRequest, { type: 'step' }>): TrainWorkerRepl
     barrier.abort();
     throw e;
   }
+  const t1 = performance.now();
   barrier.wait();
+  const t2 = performance.now();
   const K = init.shards;
   const [a, b] = shardRange(n, init.shard, K);
   const per = imageShape[0] * imageShape[1] * imageShape[2];
@@ -102,7 +96,9 @@ function step(m: Extract<TrainWorkerRequest, { type: 'step' }>): TrainWorkerRepl
     barrier.abort();
     throw e;
   }
+  const t3 = performance.now();
   barrier.wait();
+  const t4 = performance.now();
   const weights: number[] = [];
   const used: Float32Array[] = [];
   for (let k = 0; k < K; k++) {
@@ -124,7 +120,21 @@ function step(m: Extract<TrainWorkerRequest, { type: 'step' }>): TrainWorkerRepl
   );
   // The next step starts only when the main thread has every worker's reply, so no worker
   // can overwrite an arena another is still reading.
-  return { type: 'done', loss, correct, n: b - a, seconds: (performance.now() - t0) / 1000 };
+  const t5 = performance.now();
+  return {
+    type: 'done',
+    loss,
+    correct,
+    n: b - a,
+    seconds: (t5 - t0) / 1000,
+    phases: {
+      generate: (t1 - t0) / 1000,
+      waitGenerated: (t2 - t1) / 1000,
+      forwardBackward: (t3 - t2) / 1000,
+      waitGradients: (t4 - t3) / 1000,
+      update: (t5 - t4) / 1000,
+    },
+  };
 }
 
 port.on('message', (m: TrainWorkerRequest) => {
@@ -145,7 +155,7 @@ port.on('message', (m: TrainWorkerRequest) => {
 });
 
 initBackend({ prefer: parseBackendName(init.backend) })
-  .then(() => reply({ type: 'ready' }))
+  .then(() => reply({ type: 'ready', slot: kernels?.slotIndex ?? -1 }))
   .catch((e: unknown) =>
     reply({ type: 'error', message: e instanceof Error ? e.message : String(e) }),
   );
