@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { ValidationError } from '@metaprune/core';
 import { evaluateCommand, evaluateHelp } from './commands/evaluate.js';
+import { exportCommand, exportHelp } from './commands/export.js';
 import { flopsCommand, flopsHelp } from './commands/flops.js';
 import { latencyCommand, latencyHelp } from './commands/latency.js';
 import { networksCommand, networksHelp } from './commands/networks.js';
@@ -33,6 +34,11 @@ const COMMANDS: Record<string, Command> = {
     run: retrainCommand,
     help: retrainHelp,
     about: 'train a pruned network from scratch, export it',
+  },
+  export: {
+    run: exportCommand,
+    help: exportHelp,
+    about: 'write a candidate as a standard tfjs model (generated weights)',
   },
   up: { run: upCommand, help: upHelp, about: 'start the services on this machine' },
   search: { run: searchCommand, help: searchHelp, about: 'search pruned widths (via the stack)' },

@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -47,6 +47,23 @@ describe('local train / evaluate / retrain', () => {
     expect(r).toMatchObject({ recal_batches: 2, val_images: 128 });
     expect(r.top1).toBeGreaterThanOrEqual(0);
     expect(r.macs).toBeGreaterThan(0);
+    // export: the written model, loaded back by plain tfjs on native pixels, scores the same
+    // sub-val images as the PruningNet path with the same recalibration batches
+    const model = join(dir, 'exported');
+    const x = await run(
+      `export --checkpoint ${out} --uniform 0.5 --recal-batches 2 --verify-images 256 --out ${model} --json`,
+    );
+    expect(x.code, x.err).toBe(0);
+    const xr = JSON.parse(x.out);
+    expect(xr).toMatchObject({ out: model, macs: r.macs, verify_images: 256 });
+    expect(Math.abs(xr.exported_top1 - xr.pruningnet_top1)).toBeLessThanOrEqual(2 / 256);
+    const meta = JSON.parse(readFileSync(join(model, 'model.json'), 'utf8')).userDefinedMetadata;
+    expect(meta).toMatchObject({ network: 'mobilenetv2', macs: r.macs, recal_batches: 2 });
+    expect(meta.classNames).toHaveLength(10);
+    const bad = await run(`export --checkpoint ${out} --uniform 1.5 --out ${model}`);
+    expect(bad.code).toBe(2);
+    expect(bad.err.trim().split('\n')).toHaveLength(1);
+    expect(bad.err).toMatch(/--uniform/);
   });
 
   it('refuses a checkpoint directory that was not written by train', async () => {

@@ -58,6 +58,8 @@ export {
   exportPlainModel,
   fileLoadHandler,
   fileSaveHandler,
+  type GeneratedWeightsOptions,
+  generatedPlainWeights,
   type InputPreprocess,
   type LoadedModel,
   learningRateAt,

@@ -37,15 +37,14 @@ import {
   evaluateCandidate,
   exportPlainModel,
   generateCandidate,
+  generatedPlainWeights,
   type ImageSet,
   initBackend,
   loadCheckpoint,
   ParallelStepper,
-  type PlainLayerWeights,
   type PruningNet,
   parseBackendName,
   plainModelMetadata,
-  recalibrate,
   trainPruningNet,
 } from '@metaprune/engine';
 import { type Logger, nullLogger } from '@metaprune/runtime';
@@ -312,40 +311,6 @@ export function candidateTensors(pnet: PruningNet, enc: Encoding): NamedTensor[]
   return out;
 }
 
-/** Plain-model weights of a candidate with BN statistics recomputed on sub-train. */
-function plainWeights(
-  pnet: PruningNet,
-  enc: Encoding,
-  recal: ImageSet,
-): Map<string, PlainLayerWeights> {
-  const cand = generateCandidate(pnet, enc);
-  const stats = recalibrate(pnet, cand, recal, Math.ceil(recal.count / EVAL_BATCH), EVAL_BATCH);
-  const { layout, net } = pnet;
-  const small = pnet.state.params.small;
-  const weights = new Map<string, PlainLayerWeights>();
-  cand.plan.forEach((p, i) => {
-    const layer = net.layers[i]!;
-    const g = layout.gens[i];
-    if (g) {
-      const mean = stats.mean[i];
-      const variance = stats.variance[i];
-      if (!mean || !variance) throw new Error(`no BN statistics for layer ${layer.name}`);
-      weights.set(layer.name, {
-        weight: cand.arena.slice(g.rowOff, g.rowOff + p.size),
-        mean,
-        variance,
-      });
-      return;
-    }
-    const f = layout.fcs.find((x) => x.index === i)!;
-    weights.set(layer.name, {
-      weight: small.slice(f.wOff, f.wOff + p.size),
-      bias: small.slice(f.bOff, f.bOff + f.cout),
-    });
-  });
-  return weights;
-}
-
 export interface WeightEngineOptions {
   backend: string;
   logger?: Logger;
@@ -360,7 +325,7 @@ export async function exportCandidate(req: ExportRequest): Promise<void> {
   const data = await prepareData(req.config);
   const set = recalSet(data, req.config.seed, req.recalBatches);
   const model = buildPlainModel(net, enc, {
-    init: plainWeights(pnet, enc, set),
+    init: generatedPlainWeights(pnet, enc, set, { batchSize: EVAL_BATCH }),
     inputPreprocess: data.preprocess,
   });
   try {

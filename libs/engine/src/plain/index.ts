@@ -13,6 +13,7 @@ export {
   WEIGHTS_FILE,
 } from './export.js';
 export { useFastBatchNorm } from './fast-bn.js';
+export { type GeneratedWeightsOptions, generatedPlainWeights } from './generated.js';
 export {
   type BuildPlainOptions,
   buildPlainModel,
