@@ -47,6 +47,7 @@ describe('metaprune up serves the console', () => {
         expect.arrayContaining([
           ['controller', true],
           ['weight-generator', true],
+          ['latency-profiler', true],
           ['nats', true],
         ]),
       );

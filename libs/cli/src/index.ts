@@ -6,6 +6,11 @@ export {
   W2_NETWORK,
 } from './bench/search.js';
 export { searchJson } from './commands/search.js';
+export { type MacsBudget, macsBudgets, uniformAtLeast } from './pipeline/budgets.js';
+export { type ComparisonRow, comparisonTable } from './pipeline/compare.js';
+export { demoConfig, type PipelineConfig } from './pipeline/config.js';
+export { type DemoResult, runDemo } from './pipeline/demo.js';
+export { Reporter } from './pipeline/reporter.js';
 export {
   controllerAddress,
   type FollowOptions,

@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { ValidationError } from '@metaprune/core';
+import { demoCommand, demoHelp } from './commands/demo.js';
 import { evaluateCommand, evaluateHelp } from './commands/evaluate.js';
 import { exportCommand, exportHelp } from './commands/export.js';
 import { flopsCommand, flopsHelp } from './commands/flops.js';
@@ -23,7 +24,11 @@ const COMMANDS: Record<string, Command> = {
   },
   flops: { run: flopsCommand, help: flopsHelp, about: 'MACs and parameters of a (pruned) network' },
   report: { run: reportCommand, help: reportHelp, about: 'search-space and FLOPs-parity report' },
-  demo: { run: reportCommand, help: reportHelp, about: 'the main job (npm run demo)' },
+  demo: {
+    run: demoCommand,
+    help: demoHelp,
+    about: 'the whole pipeline: train, search, retrain, compare (npm run demo)',
+  },
   train: { run: trainCommand, help: trainHelp, about: 'train a PruningNet (locally, or --remote)' },
   evaluate: {
     run: evaluateCommand,

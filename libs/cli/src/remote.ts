@@ -1,7 +1,7 @@
 /** gRPC clients of the running stack (controller) for the CLI. */
 import * as grpc from '@grpc/grpc-js';
 import { controller, weightgen } from '@metaprune/proto';
-import { FIELD_METADATA_KEY, grpcClientOptions } from '@metaprune/runtime';
+import { envClient, FIELD_METADATA_KEY, grpcClientOptions } from '@metaprune/runtime';
 import { UsageError } from './errors.js';
 import { readStackFile, stackFilePath } from './stack.js';
 
@@ -16,12 +16,10 @@ export function controllerAddress(flag: string | undefined): string {
   return addr;
 }
 
+/** TLS and token from METAPRUNE_TLS_CA / _CERT / _KEY / _SERVER_NAME and METAPRUNE_TOKEN. */
 export function searchClient(address: string): controller.SearchServiceClient {
-  return new controller.SearchServiceClient(
-    address,
-    grpc.credentials.createInsecure(),
-    grpcClientOptions(),
-  );
+  const c = envClient(grpcClientOptions());
+  return new controller.SearchServiceClient(address, c.credentials, c.options);
 }
 
 /** A gRPC error as the CLI reports it: INVALID_ARGUMENT is a usage error (exit 2). */
@@ -167,11 +165,8 @@ export async function trainOnStack(
     onProgress?: (j: weightgen.TrainingJob) => void;
   } = {},
 ): Promise<TrainedPruningNet> {
-  const client = new weightgen.WeightGeneratorServiceClient(
-    address,
-    grpc.credentials.createInsecure(),
-    grpcClientOptions(),
-  );
+  const c = envClient(grpcClientOptions());
+  const client = new weightgen.WeightGeneratorServiceClient(address, c.credentials, c.options);
   try {
     const started = await call(
       client,

@@ -1,7 +1,8 @@
 /**
- * The local stack: nats-server (unless a URL is given), the weight generator, the controller
- * and N evaluators as child processes (`node services/<name>/dist/main.js`, configured by
- * env), each awaited until its gRPC health reports SERVING. Used by `metaprune up`, the
+ * The local stack: nats-server (unless a URL is given), the weight generator, the latency
+ * profiler, the controller and N evaluators as child processes
+ * (`node services/<name>/dist/main.js`, configured by env), each awaited until its gRPC
+ * health reports SERVING. Used by `metaprune up`, the
  * end-to-end tests and the W4 bench. The endpoints go to a stack file so other commands
  * find the controller without flags.
  */
@@ -20,10 +21,11 @@ import { dirname, join, resolve } from 'node:path';
 import { waitForServing } from '@metaprune/runtime';
 import { type NatsServerHandle, startNatsServer } from '@metaprune/testkit';
 
-export type ServiceName = 'weight-generator' | 'controller' | 'evaluator';
+export type ServiceName = 'weight-generator' | 'latency-profiler' | 'controller' | 'evaluator';
 
 const PACKAGES: Record<ServiceName, string> = {
   'weight-generator': '@metaprune/weight-generator',
+  'latency-profiler': '@metaprune/latency-profiler',
   controller: '@metaprune/controller',
   evaluator: '@metaprune/evaluator',
 };
@@ -43,6 +45,8 @@ export interface StackFile {
   natsUrl: string;
   controller: string;
   weightGenerator: string;
+  /** gRPC address of the latency profiler (absent in files of older versions). */
+  latencyProfiler?: string;
   evaluators: string[];
   /** pid of the `metaprune up` process. */
   pid: number;
@@ -175,7 +179,9 @@ export async function startService(o: StartServiceOptions): Promise<ServiceProce
     });
   });
   try {
-    await waitForServing(address, { waitMs: timeoutMs });
+    // a service with TLS reports its plaintext health-only address as `health`
+    const probe = typeof info['health'] === 'string' ? info['health'] : address;
+    await waitForServing(probe, { waitMs: timeoutMs });
   } catch (err) {
     child.kill('SIGKILL');
     throw new Error(`${label}: ${(err as Error).message}\n${tail()}`);
@@ -213,6 +219,11 @@ export interface StackOptions {
   writeStackFile?: boolean;
   /** Where (default `<home>/stack.json`). */
   stackFile?: string;
+  /**
+   * Start the latency profiler and connect the controller to it, so that searches can
+   * have latency budgets (default true).
+   */
+  latencyProfiler?: boolean;
   /** Extra env per service (e.g. { evaluator: { EVALUATOR_ACK_WAIT: '5s' } }). */
   env?: Partial<Record<ServiceName, Record<string, string>>>;
   logLevel?: string;
@@ -226,13 +237,15 @@ export interface Stack {
   readonly nats: NatsServerHandle | undefined;
   readonly home: string;
   readonly weightGenerator: ServiceProcess;
+  /** Undefined when started with `latencyProfiler: false`. */
+  readonly latencyProfiler: ServiceProcess | undefined;
   readonly controller: ServiceProcess;
   readonly evaluators: ServiceProcess[];
   /** Starts (another) evaluator; it is added to `evaluators`. */
   addEvaluator(): Promise<ServiceProcess>;
   /** Starts the controller again (after it was killed); replaces `controller`. */
   restartController(): Promise<ServiceProcess>;
-  /** SIGTERM everything (evaluators, controller, weight generator, then nats). */
+  /** SIGTERM everything (evaluators, controller, latency profiler, weight generator, nats). */
   stop(): Promise<void>;
 }
 
@@ -271,10 +284,19 @@ export async function startStack(o: StackOptions = {}): Promise<Stack> {
       WEIGHTGEN_EXPORT_ROOT: join(home, 'exports'),
       WEIGHTGEN_LOG_LEVEL: logLevel,
     });
-    const controllerEnv = {
+    const latencyProfiler =
+      o.latencyProfiler === false
+        ? undefined
+        : await launch('latency-profiler', 0, {
+            LATENCY_PROFILER_PORT: '0',
+            LATENCY_PROFILER_NATS_URL: natsUrl,
+            LATENCY_PROFILER_LOG_LEVEL: logLevel,
+          });
+    const controllerEnv: Record<string, string> = {
       CONTROLLER_PORT: '0',
       CONTROLLER_NATS_URL: natsUrl,
       CONTROLLER_WEIGHT_GENERATOR: weightGenerator.address,
+      ...(latencyProfiler ? { CONTROLLER_LATENCY_PROFILER: latencyProfiler.address } : {}),
       CONTROLLER_LOG_LEVEL: logLevel,
     };
     const evaluatorEnv = (i: number) => ({
@@ -296,6 +318,7 @@ export async function startStack(o: StackOptions = {}): Promise<Stack> {
         natsUrl: natsUrl!,
         controller: controller.address,
         weightGenerator: weightGenerator.address,
+        ...(latencyProfiler ? { latencyProfiler: latencyProfiler.address } : {}),
         evaluators: evaluators.map((e) => e.address),
         pid: process.pid,
         startedAt: new Date().toISOString(),
@@ -309,6 +332,7 @@ export async function startStack(o: StackOptions = {}): Promise<Stack> {
       nats,
       home,
       weightGenerator,
+      latencyProfiler,
       get controller() {
         return controller;
       },
@@ -329,6 +353,7 @@ export async function startStack(o: StackOptions = {}): Promise<Stack> {
         stopping ??= (async () => {
           await Promise.all(evaluators.map((e) => e.kill('SIGTERM')));
           await controller.kill('SIGTERM');
+          await latencyProfiler?.kill('SIGTERM');
           await weightGenerator.kill('SIGTERM');
           await Promise.all(started.map((p) => p.kill('SIGKILL')));
           await nats?.stop();

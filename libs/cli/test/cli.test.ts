@@ -62,6 +62,37 @@ describe('metaprune CLI', () => {
     [['flops', '--network', 'resnet50', '--width', 'abc'], /--width: "abc" is out of range/],
     [['flops', '--bogus'], /bogus/],
     [['frobnicate'], /unknown command "frobnicate"/],
+    [
+      ['search', '--pruningnet', 'p', '--max-latency-ms', '3'],
+      /--device: required with --max-latency-ms/,
+    ],
+    [
+      ['search', '--pruningnet', 'p', '--max-latency-ms', '0', '--device', 'lab'],
+      /--max-latency-ms: "0" is out of range/,
+    ],
+    [
+      ['search', '--pruningnet', 'p', '--max-mflops', '20', '--device', 'lab'],
+      /--device: only used with --max-latency-ms/,
+    ],
+    [
+      ['search', '--pruningnet', 'p', '--max-latency-ms', '3', '--device', 'my phone'],
+      /--device: "my phone" must match/,
+    ],
+    [
+      [
+        'search',
+        '--pruningnet',
+        'p',
+        '--max-latency-ms',
+        '3',
+        '--device',
+        'lab',
+        '--latency-batch',
+        '0',
+      ],
+      /--latency-batch: "0" is out of range/,
+    ],
+    [['search', '--pruningnet', 'p'], /give a budget: .*--max-latency-ms L --device NAME/],
   ])('bad input %j exits 2 with one line on stderr', (args, message) => {
     const r = run(...(args as string[]));
     expect(r.code).toBe(2);

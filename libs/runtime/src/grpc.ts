@@ -152,6 +152,8 @@ export interface GrpcServerHandle {
   readonly address: string;
   /** Port of the plaintext health-only listener when `healthPort` was given. */
   readonly healthPort: number | undefined;
+  /** host:port of that listener (for probes and the ready line), when there is one. */
+  readonly healthAddress: string | undefined;
   readonly server: grpc.Server;
   readonly health: HealthService;
   /** Names of the registered services (as used by health checking). */
@@ -256,6 +258,7 @@ export async function startGrpcServer(opts: StartGrpcServerOptions): Promise<Grp
     port,
     address: hostPort(host, port),
     healthPort,
+    healthAddress: healthPort !== undefined ? hostPort(host, healthPort) : undefined,
     server,
     health,
     serviceNames,

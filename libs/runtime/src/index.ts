@@ -5,4 +5,5 @@ export * from './lifecycle.js';
 export * from './log.js';
 export * from './names.js';
 export * from './nats.js';
+export * from './security.js';
 export * from './telemetry/index.js';

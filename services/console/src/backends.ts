@@ -4,7 +4,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { controller, weightgen } from '@metaprune/proto';
-import { FIELD_METADATA_KEY, grpcClientOptions } from '@metaprune/runtime';
+import { envClient, FIELD_METADATA_KEY, grpcClientOptions } from '@metaprune/runtime';
 
 type UnaryFn<Req, Res> = (
   req: Req,
@@ -32,12 +32,10 @@ export function unary<Req, Res>(
   });
 }
 
+/** TLS and token from METAPRUNE_TLS_CA / _CERT / _KEY / _SERVER_NAME and METAPRUNE_TOKEN. */
 export function searchClient(address: string): controller.SearchServiceClient {
-  return new controller.SearchServiceClient(
-    address,
-    grpc.credentials.createInsecure(),
-    grpcClientOptions(),
-  );
+  const c = envClient(grpcClientOptions());
+  return new controller.SearchServiceClient(address, c.credentials, c.options);
 }
 
 /**
@@ -49,12 +47,13 @@ export function weightGeneratorClient(
   address: string,
   opts: { longCalls?: boolean } = {},
 ): weightgen.WeightGeneratorServiceClient {
-  return new weightgen.WeightGeneratorServiceClient(address, grpc.credentials.createInsecure(), {
+  const c = envClient({
     ...grpcClientOptions(),
     ...(opts.longCalls
       ? { 'grpc.keepalive_time_ms': 2 ** 31 - 1, 'grpc.keepalive_permit_without_calls': 0 }
       : {}),
   });
+  return new weightgen.WeightGeneratorServiceClient(address, c.credentials, c.options);
 }
 
 /** An error the HTTP layer answers with `status` and `{error, field?}`. */

@@ -10,6 +10,7 @@ import {
   type InferConfig,
   LOG_LEVELS,
   loadConfig,
+  NATS_SECURITY_SETTINGS,
 } from '@metaprune/runtime';
 
 export const ENV_PREFIX = 'CONSOLE_';
@@ -46,6 +47,7 @@ export const CONFIG_SCHEMA = defineConfig({
   natsUser: { type: 'string', doc: 'NATS user (with nats-pass)' },
   natsPass: { type: 'string', secret: true, doc: 'NATS password' },
   natsToken: { type: 'string', secret: true, doc: 'NATS authentication token' },
+  ...NATS_SECURITY_SETTINGS,
   exportRoot: {
     type: 'string',
     default: '',

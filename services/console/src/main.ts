@@ -10,6 +10,7 @@ import {
   ConfigError,
   createLogger,
   describeSettings,
+  initTelemetry,
   loadConfig,
   onShutdownSignals,
   parseFlags,
@@ -38,9 +39,17 @@ async function main(): Promise<void> {
   }
   const config = loadConfig(CONFIG_SCHEMA, { envPrefix: ENV_PREFIX, flags });
   const logger = createLogger({ service: 'console', level: config.logLevel });
+  // OTLP export only when OTEL_* variables configure it (docs/operations.md).
+  const telemetry = initTelemetry({ serviceName: 'console', logger });
   const c = await startConsole({ ...config, logger });
   process.stdout.write(`${JSON.stringify({ service: 'console', url: c.url, port: c.port })}\n`);
-  onShutdownSignals(() => c.close(), { graceMs: 10_000, logger });
+  onShutdownSignals(
+    async () => {
+      await c.close();
+      await telemetry.shutdown();
+    },
+    { graceMs: 10_000, logger },
+  );
 }
 
 main().catch((err: unknown) => {

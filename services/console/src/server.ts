@@ -26,7 +26,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { basename, dirname, extname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { connectNats, createLogger, type Logger } from '@metaprune/runtime';
+import { connectNats, createLogger, type Logger, natsSecurity } from '@metaprune/runtime';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { HttpError } from './backends.js';
 import { type ConsoleConfig, defaultConfig } from './config.js';
@@ -166,10 +166,7 @@ export async function startConsole(options: ConsoleOptions = {}): Promise<Consol
     nc = await connectNats({
       servers: [...config.natsUrl],
       name: `console-${process.pid}`,
-      ...(config.natsUser !== undefined
-        ? { user: config.natsUser, pass: config.natsPass ?? '' }
-        : {}),
-      ...(config.natsToken !== undefined ? { token: config.natsToken } : {}),
+      ...natsSecurity(config),
       logger,
     });
   }

@@ -1,4 +1,4 @@
-import { defineConfig } from '@metaprune/runtime';
+import { defineConfig, GRPC_TLS_SETTINGS, NATS_SECURITY_SETTINGS } from '@metaprune/runtime';
 
 /**
  * Settings of the controller. Env vars take the prefix `CONTROLLER_`
@@ -21,10 +21,34 @@ export const CONTROLLER_CONFIG = defineConfig({
   natsUser: { type: 'string', doc: 'NATS user (with natsPass)' },
   natsPass: { type: 'string', secret: true, doc: 'NATS password' },
   natsToken: { type: 'string', secret: true, doc: 'NATS token' },
+  ...NATS_SECURITY_SETTINGS,
+  ...GRPC_TLS_SETTINGS,
+  healthPort: {
+    type: 'int',
+    min: 0,
+    max: 65535,
+    doc: 'also serve health checking only, in plaintext, on this port (for probes when TLS is on; 0 = any free; unset = off)',
+  },
+  authToken: {
+    type: 'string',
+    secret: true,
+    doc: 'when set, StartSearch and CancelSearch need "authorization: Bearer <token>"',
+  },
+  maxMessageBytes: {
+    type: 'int',
+    default: 4 * 1024 * 1024,
+    min: 64 * 1024,
+    max: 1024 * 1024 * 1024,
+    doc: 'largest gRPC message in or out; larger requests get RESOURCE_EXHAUSTED',
+  },
   weightGenerator: {
     type: 'string',
     default: '127.0.0.1:50051',
     doc: 'host:port of the weight generator (PruningNet look-ups)',
+  },
+  latencyProfiler: {
+    type: 'string',
+    doc: 'host:port of the latency profiler, whose device tables serve latency budgets (unset: searches with maxLatencyMs are refused)',
   },
   stallCheck: {
     type: 'duration',

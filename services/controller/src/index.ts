@@ -1,5 +1,15 @@
 export { CONTROLLER_CONFIG } from './config.js';
 export {
+  compileLatencyTable,
+  GrpcLatencyTables,
+  type LatencyQuery,
+  type LatencyTableRef,
+  type LatencyTableSource,
+  latencyTwin,
+  type ResolvedLatencyTable,
+  StaticLatencyTables,
+} from './latency.js';
+export {
   type LiveProgress,
   LocalProgressBus,
   NatsProgressBus,
@@ -42,4 +52,12 @@ export {
   type SearchStore,
   TERMINAL,
 } from './store.js';
-export { checkStartShape, resolveBudgets, resolveEvolution, resolveSettings } from './validate.js';
+export {
+  checkStartShape,
+  type LatencyRequest,
+  latencyRequestOf,
+  MAX_LATENCY_MS,
+  resolveBudgets,
+  resolveEvolution,
+  resolveSettings,
+} from './validate.js';

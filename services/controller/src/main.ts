@@ -13,8 +13,10 @@ import {
   describeSettings,
   initTelemetry,
   loadConfig,
+  natsSecurity,
   onShutdownSignals,
   parseFlags,
+  serverTlsCredentials,
 } from '@metaprune/runtime';
 import { CONTROLLER_CONFIG } from './config.js';
 import { startController } from './server.js';
@@ -46,11 +48,14 @@ async function main(): Promise<void> {
   const telemetry = initTelemetry({ serviceName: 'controller', logger });
   const handle = await startController({
     natsUrl: cfg.natsUrl,
-    natsAuth: {
-      ...(cfg.natsUser !== undefined ? { user: cfg.natsUser, pass: cfg.natsPass ?? '' } : {}),
-      ...(cfg.natsToken !== undefined ? { token: cfg.natsToken } : {}),
-    },
+    natsAuth: natsSecurity(cfg),
+    credentials: serverTlsCredentials(cfg),
+    clientTls: cfg,
+    ...(cfg.healthPort !== undefined ? { healthPort: cfg.healthPort } : {}),
+    ...(cfg.authToken ? { authToken: cfg.authToken } : {}),
+    maxMessageBytes: cfg.maxMessageBytes,
     weightGenerator: cfg.weightGenerator,
+    ...(cfg.latencyProfiler ? { latencyProfiler: cfg.latencyProfiler } : {}),
     host: cfg.host,
     port: cfg.port,
     stallCheckMs: cfg.stallCheck,
@@ -58,7 +63,10 @@ async function main(): Promise<void> {
     maxConcurrentSearches: cfg.maxConcurrentSearches,
     logger,
   });
-  process.stdout.write(`${JSON.stringify({ service: 'controller', address: handle.address })}\n`);
+  // `health`: the plaintext health-only address, when one is configured
+  process.stdout.write(
+    `${JSON.stringify({ service: 'controller', address: handle.address, ...(handle.grpc.healthAddress ? { health: handle.grpc.healthAddress } : {}) })}\n`,
+  );
   onShutdownSignals(
     async () => {
       await handle.close(Math.max(1000, cfg.grace - 3000));

@@ -5,6 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
+import { setTimeout as sleep } from 'node:timers/promises';
 import {
   bestPerBudget,
   type CandidateCost,
@@ -13,6 +14,8 @@ import {
   type Evaluated,
   encodingKey,
   initialSearchState,
+  type LatencyPredictor,
+  latencyCostOf,
   type Network,
   runSearch,
   searchPareto,
@@ -32,9 +35,11 @@ import {
   requireNumber,
   SPAN_NAMES,
   TELEMETRY_ATTRS,
+  UnavailableError,
   withSpan,
 } from '@metaprune/runtime';
 import type { NatsConnection } from '@nats-io/transport-node';
+import type { LatencyTableSource } from './latency.js';
 import { jobIdOf, type PoolContext, type PoolFactory } from './pool.js';
 import type { PruningNetResolver } from './pruningnets.js';
 import {
@@ -45,7 +50,12 @@ import {
   type SearchStore,
   TERMINAL,
 } from './store.js';
-import { asInvalidArgument, checkStartShape, resolveBudgets } from './validate.js';
+import {
+  asInvalidArgument,
+  checkStartShape,
+  latencyRequestOf,
+  resolveBudgets,
+} from './validate.js';
 
 /** Transient progress inside a generation (not persisted). */
 export interface LiveProgress {
@@ -111,6 +121,11 @@ export interface SearchManagerOptions {
   bus?: ProgressBus;
   logger?: Logger;
   maxConcurrentSearches?: number;
+  /**
+   * Latency tables for budgets with maxLatencyMs (the latency profiler). Without it such
+   * budgets are refused with INVALID_ARGUMENT.
+   */
+  latency?: LatencyTableSource;
 }
 
 interface Running {
@@ -153,6 +168,7 @@ export class SearchManager {
   async start(req: controller.StartSearchRequest): Promise<string> {
     if (this.closed) throw new FailedPreconditionError('the controller is shutting down');
     const shape = checkStartShape(req);
+    const latencyRequest = latencyRequestOf(req.budgets, this.o.latency !== undefined);
     const max = this.o.maxConcurrentSearches ?? 16;
     if (this.running.size >= max) {
       throw new ResourceExhaustedError(
@@ -172,7 +188,13 @@ export class SearchManager {
         `PruningNet "${pn.pruningnetId}" v${pn.version} reports ${pn.geneCount} genes but its network has ${network.genes.length}`,
       );
     }
-    const budgets = resolveBudgets(req.budgets, network);
+    // One table for every latency budget, fetched once and compiled here; the version is
+    // stored with the search so that a resumed search predicts with the same table.
+    const latency =
+      latencyRequest && this.o.latency
+        ? await this.o.latency.resolve(latencyRequest, network, latencyRequest.field)
+        : undefined;
+    const budgets = resolveBudgets(req.budgets, network, latency);
     const searchId = newSearchId();
     const resolvedRequest = controller.StartSearchRequest.fromPartial({
       ...req,
@@ -201,6 +223,7 @@ export class SearchManager {
         settings: shape.settings,
         data: pn.data,
         maxFailures: shape.evolution.maxFailures,
+        ...(latency ? { latency: latency.ref } : {}),
       },
       state: initialSearchState(network.genes.length, budgets, shape.evolution.params),
       generationOf: {},
@@ -217,8 +240,9 @@ export class SearchManager {
       budgets: budgets.length,
       generations: shape.evolution.params.generations,
       population: shape.evolution.params.population,
+      ...(latency ? { latencyTable: latency.ref } : {}),
     });
-    this.launch(record, revision);
+    this.launch(record, revision, latency?.predictor);
     return searchId;
   }
 
@@ -239,14 +263,14 @@ export class SearchManager {
     return resumed;
   }
 
-  private launch(record: SearchRecord, revision: number): void {
+  private launch(record: SearchRecord, revision: number, predictor?: LatencyPredictor): void {
     const entry: Running = {
       abort: new AbortController(),
       done: Promise.resolve(),
       generationStartedAt: Date.now(),
     };
     this.running.set(record.searchId, entry);
-    entry.done = this.run(record, revision, entry)
+    entry.done = this.run(record, revision, entry, predictor)
       .catch((err: unknown) => {
         this.logger.error('search runner crashed', { searchId: record.searchId, err });
       })
@@ -255,15 +279,23 @@ export class SearchManager {
       });
   }
 
-  private async run(rec: SearchRecord, revision: number, entry: Running): Promise<void> {
+  private async run(
+    rec: SearchRecord,
+    revision: number,
+    entry: Running,
+    predictor?: LatencyPredictor,
+  ): Promise<void> {
     const id = rec.searchId;
     const networkProto = common.NetworkSpec.fromJSON(rec.ctx.network);
     const network = networkFromProto(networkProto);
     const model = costModel(network);
     let costCalls = 0;
+    // MACs and params; plus the predicted latency when the search has latency budgets
+    // (set below, once the table is at hand).
+    let cost = (e: Encoding): CandidateCost => model.cost(e);
     const costOf = (e: Encoding): CandidateCost => {
       costCalls++;
-      return model.cost(e);
+      return cost(e);
     };
     const ctx: PoolContext = {
       searchId: id,
@@ -343,6 +375,11 @@ export class SearchManager {
     };
 
     try {
+      if (rec.ctx.latency) {
+        cost = latencyCostOf(
+          predictor ?? (await this.latencyPredictorOf(rec, network, entry.abort.signal)),
+        );
+      }
       if (rec.status === 'PENDING') {
         rec.status = 'RUNNING';
         await persist();
@@ -415,6 +452,64 @@ export class SearchManager {
         cur.record.error = message;
         cur.record.endTime = rec.endTime;
         await this.o.store.update(cur.record, cur.revision).catch(() => {});
+      }
+    }
+  }
+
+  /**
+   * The predictor of a resumed search: the same table version it started with, fetched
+   * again. An unreachable profiler is retried for up to 2 minutes (the controller may have
+   * come up first); a table that is gone fails the search.
+   */
+  private async latencyPredictorOf(
+    rec: SearchRecord,
+    network: Network,
+    signal: AbortSignal,
+  ): Promise<LatencyPredictor> {
+    const ref = rec.ctx.latency!;
+    const what = `the latency table the search started with (device "${ref.device}", backend ${ref.backend}, batch size ${ref.batchSize}, version ${ref.version})`;
+    const source = this.o.latency;
+    if (!source) {
+      throw new SearchFailure(
+        `${what} is needed to resume it, but this controller has no latency profiler (setting latencyProfiler, env CONTROLLER_LATENCY_PROFILER)`,
+      );
+    }
+    const index = rec.state.budgets.findIndex((b) => b.maxLatencyMs !== undefined);
+    const field = `budgets[${Math.max(0, index)}]`;
+    const until = Date.now() + 120_000;
+    let delay = 250;
+    for (;;) {
+      try {
+        const got = await source.resolve(
+          {
+            device: ref.deviceId,
+            backend: ref.backend,
+            batchSize: ref.batchSize,
+            version: ref.version,
+          },
+          network,
+          field,
+        );
+        if (got.ref.version !== ref.version || got.ref.fingerprint !== ref.fingerprint) {
+          throw new SearchFailure(
+            `${what} changed: ${source.description} now serves version ${got.ref.version} with network fingerprint ${got.ref.fingerprint}`,
+          );
+        }
+        return got.predictor;
+      } catch (err) {
+        if (err instanceof SearchFailure || signal.aborted) throw err;
+        if (err instanceof UnavailableError && Date.now() < until) {
+          this.logger.warn('fetching the latency table failed; retrying', {
+            searchId: rec.searchId,
+            err,
+          });
+          await sleep(delay, undefined, { signal });
+          delay = Math.min(delay * 2, 5000);
+          continue;
+        }
+        throw new SearchFailure(
+          `${what} cannot be fetched from ${source.description}: ${err instanceof Error ? err.message : String(err)}`,
+        );
       }
     }
   }
@@ -625,6 +720,10 @@ export class SearchManager {
 function requireId(id: string): string {
   if (!id) throw new InvalidArgumentError('searchId', 'is required');
   if (id.length > 128) throw new InvalidArgumentError('searchId', 'at most 128 characters');
+  // ids are "s<time>-<hex>"; anything else cannot name a search (nor a storage key)
+  if (!/^[A-Za-z0-9_-]+$/.test(id)) {
+    throw new InvalidArgumentError('searchId', 'is not a search id (letters, digits, _ and -)');
+  }
   return id;
 }
 

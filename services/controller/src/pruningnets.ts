@@ -10,6 +10,7 @@ import {
   grpcClientOptions,
   InvalidArgumentError,
   NotFoundError,
+  tracedClientOptions,
   UnavailableError,
 } from '@metaprune/runtime';
 
@@ -81,11 +82,12 @@ export class GrpcPruningNets implements PruningNetResolver {
     address: string,
     credentials: grpc.ChannelCredentials = grpc.credentials.createInsecure(),
     private readonly deadlineMs = 10_000,
+    channelOptions: grpc.ChannelOptions = {},
   ) {
     this.client = new weightgen.WeightGeneratorServiceClient(
       address,
       credentials,
-      grpcClientOptions(),
+      tracedClientOptions({ ...grpcClientOptions(), ...channelOptions }),
     );
   }
 

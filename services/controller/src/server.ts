@@ -4,18 +4,25 @@
  * it from configuration; tests and benches can call it directly.
  */
 import type * as grpc from '@grpc/grpc-js';
+import { JOBS_STREAM } from '@metaprune/evaluator';
 import { controller } from '@metaprune/proto';
 import {
+  clientTlsCredentials,
   connectNats,
+  createMetrics,
   type GrpcServerHandle,
+  jetStreamQueueLag,
   type Logger,
   NATS_NAMES,
+  type NatsSecurity,
   nullLogger,
   openKv,
   startGrpcServer,
+  type TlsSettings,
 } from '@metaprune/runtime';
-import { jetstream } from '@nats-io/jetstream';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
+import { GrpcLatencyTables, type LatencyTableSource } from './latency.js';
 import { NatsProgressBus, SearchManager } from './manager.js';
 import { NatsEvaluation } from './pool.js';
 import { GrpcPruningNets, type PruningNetResolver } from './pruningnets.js';
@@ -24,14 +31,30 @@ import { KvMemoStore, KvSearchStore } from './store.js';
 
 export interface StartControllerOptions {
   natsUrl: string;
-  natsAuth?: { user?: string; pass?: string; token?: string };
+  /** NATS user/password, token, nkey and TLS. */
+  natsAuth?: NatsSecurity;
   /** host:port of the weight generator (PruningNet look-ups). */
   weightGenerator: string;
   /** Overrides the gRPC resolver (e.g. a fixed set of PruningNets). */
   pruningnets?: PruningNetResolver;
+  /**
+   * host:port of the latency profiler (tables of latency budgets). Unset: StartSearch
+   * refuses budgets with maxLatencyMs (INVALID_ARGUMENT).
+   */
+  latencyProfiler?: string;
+  /** Overrides the latency profiler (e.g. a fixed set of tables). */
+  latency?: LatencyTableSource;
   host?: string;
   port?: number;
   credentials?: grpc.ServerCredentials;
+  /** TLS of the calls to the weight generator and the latency profiler (default plaintext). */
+  clientTls?: TlsSettings;
+  /** Also serve health checking only, in plaintext, on this port (0 = any free). */
+  healthPort?: number;
+  /** Largest gRPC message in or out (default 32 MiB); larger → RESOURCE_EXHAUSTED. */
+  maxMessageBytes?: number;
+  /** When set, StartSearch and CancelSearch need `authorization: Bearer <token>`. */
+  authToken?: string;
   stallCheckMs?: number;
   deadJobTimeoutMs?: number;
   maxConcurrentSearches?: number;
@@ -61,10 +84,7 @@ export async function startController(o: StartControllerOptions): Promise<Contro
     name: `controller-${process.pid}`,
     logger,
     waitOnFirstConnect: true,
-    ...(o.natsAuth?.user !== undefined
-      ? { user: o.natsAuth.user, pass: o.natsAuth.pass ?? '' }
-      : {}),
-    ...(o.natsAuth?.token !== undefined ? { token: o.natsAuth.token } : {}),
+    ...o.natsAuth,
   });
   const js = jetstream(nc);
   const [searchesKv, memoKv] = await Promise.all([
@@ -80,11 +100,22 @@ export async function startController(o: StartControllerOptions): Promise<Contro
     ...(o.deadJobTimeoutMs !== undefined ? { deadJobTimeoutMs: o.deadJobTimeoutMs } : {}),
   });
   await evaluation.start();
-  const pruningnets = o.pruningnets ?? new GrpcPruningNets(o.weightGenerator);
+  // queue_lag / queue_in_flight gauges from the evaluators' consumer (no-op without telemetry)
+  const stopQueueLag = createMetrics().observeQueueLag(
+    jetStreamQueueLag(await jetstreamManager(nc), JOBS_STREAM, NATS_NAMES.evaluatorsConsumer),
+  );
+  const security = clientTlsCredentials(o.clientTls ?? {});
+  const pruningnets =
+    o.pruningnets ??
+    new GrpcPruningNets(o.weightGenerator, security.credentials, undefined, security.options);
+  const latency =
+    o.latency ??
+    (o.latencyProfiler ? new GrpcLatencyTables(o.latencyProfiler, { security }) : undefined);
   const manager = new SearchManager({
     store: new KvSearchStore(searchesKv),
     pools: evaluation,
     pruningnets,
+    ...(latency ? { latency } : {}),
     bus: new NatsProgressBus(nc),
     logger,
     ...(o.maxConcurrentSearches !== undefined
@@ -97,10 +128,12 @@ export async function startController(o: StartControllerOptions): Promise<Contro
     services: [
       {
         definition: controller.SearchServiceService,
-        implementation: searchServiceImplementation(manager, logger),
+        implementation: searchServiceImplementation(manager, logger, o.authToken || undefined),
       },
     ],
     ...(o.credentials ? { credentials: o.credentials } : {}),
+    ...(o.healthPort !== undefined ? { healthPort: o.healthPort } : {}),
+    ...(o.maxMessageBytes !== undefined ? { maxMessageBytes: o.maxMessageBytes } : {}),
     logger,
   });
   const resumed = await manager.resumeAll();
@@ -120,8 +153,10 @@ export async function startController(o: StartControllerOptions): Promise<Contro
         server.health.setAll('NOT_SERVING');
         await manager.close();
         await server.shutdown(graceMs);
+        stopQueueLag();
         evaluation.close();
         pruningnets.close?.();
+        latency?.close?.();
         await nc.drain().catch(() => {});
       })();
       return closing;

@@ -8,6 +8,7 @@ import { gunzipSync, gzipSync } from 'node:zlib';
 import type { SearchState } from '@metaprune/core';
 import type { ResolvedDataSplit, ResolvedEvaluationSettings } from '@metaprune/evaluator';
 import type { KV } from '@nats-io/kv';
+import type { LatencyTableRef } from './latency.js';
 
 export type SearchStatus = 'PENDING' | 'RUNNING' | 'SUCCEEDED' | 'FAILED' | 'CANCELLED';
 
@@ -22,6 +23,8 @@ export interface SearchContext {
   settings: ResolvedEvaluationSettings;
   data: ResolvedDataSplit;
   maxFailures: number;
+  /** The latency table of the search's latency budgets (absent without such budgets). */
+  latency?: LatencyTableRef;
 }
 
 /** Everything about one search: plain JSON. */

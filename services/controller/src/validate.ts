@@ -18,6 +18,7 @@ import {
 } from '@metaprune/evaluator';
 import type { common, controller } from '@metaprune/proto';
 import { InvalidArgumentError, requireNumber } from '@metaprune/runtime';
+import type { LatencyQuery, ResolvedLatencyTable } from './latency.js';
 
 export const MAX_BUDGETS = 64;
 const MAX_U53 = Number.MAX_SAFE_INTEGER;
@@ -159,8 +160,96 @@ function optU53(field: string, v: number | undefined, min = 1): number | undefin
   return requireNumber(field, v, { min, max: MAX_U53 - 1, integer: true });
 }
 
-/** Budgets checked field by field and against the network (infeasible → INVALID_ARGUMENT). */
-export function resolveBudgets(budgets: readonly common.Budget[], network: Network): Budget[] {
+export const MAX_LATENCY_MS = 1e6;
+
+/** The latency table a request's budgets need, with the field of the first latency budget. */
+export interface LatencyRequest extends LatencyQuery {
+  /** `budgets[i]` of the first budget with a latency bound. */
+  field: string;
+}
+
+/**
+ * The latency table the budgets need, or undefined when no budget bounds latency. Checks
+ * the latency fields of every budget; all latency budgets must name the same device,
+ * backend and batch size (a candidate has one predicted latency). `available` false: this
+ * controller has no latency profiler, so any latency budget is refused.
+ */
+export function latencyRequestOf(
+  budgets: readonly common.Budget[],
+  available: boolean,
+): LatencyRequest | undefined {
+  let first: LatencyRequest | undefined;
+  for (const [i, b] of budgets.entries()) {
+    if (b.maxLatencyMs === undefined) continue;
+    const f = `budgets[${i}]`;
+    if (!available) {
+      throw new InvalidArgumentError(
+        `${f}.maxLatencyMs`,
+        'latency budgets need a latency profiler, which this controller is not connected to (setting latencyProfiler, env CONTROLLER_LATENCY_PROFILER); use MACs or parameter bounds',
+      );
+    }
+    const ms = b.maxLatencyMs;
+    if (!Number.isFinite(ms) || ms <= 0 || ms > MAX_LATENCY_MS) {
+      throw new InvalidArgumentError(
+        `${f}.maxLatencyMs`,
+        `must be a number of milliseconds in (0, ${MAX_LATENCY_MS}], got ${String(ms)}`,
+      );
+    }
+    const device = b.latencyDeviceId;
+    if (!device) {
+      throw new InvalidArgumentError(
+        `${f}.latencyDeviceId`,
+        'is required with maxLatencyMs: the device (id or name) whose latency table predicts latency',
+      );
+    }
+    if (device.length > 128 || !/^[\x21-\x7e]+$/.test(device)) {
+      throw new InvalidArgumentError(
+        `${f}.latencyDeviceId`,
+        'must be 1-128 printable ASCII characters without spaces',
+      );
+    }
+    if (b.latencyBackend.length > 32 || !/^[A-Za-z0-9_-]*$/.test(b.latencyBackend)) {
+      throw new InvalidArgumentError(
+        `${f}.latencyBackend`,
+        `must be at most 32 characters of [A-Za-z0-9_-], got ${JSON.stringify(b.latencyBackend)}`,
+      );
+    }
+    const batchSize =
+      requireNumber(`${f}.latencyBatchSize`, b.latencyBatchSize, {
+        min: 0,
+        max: 4096,
+        integer: true,
+      }) || 1;
+    if (!first) {
+      first = { device, backend: b.latencyBackend, batchSize, version: 0, field: f };
+      continue;
+    }
+    const differs = (what: string, mine: string | number, theirs: string | number) =>
+      new InvalidArgumentError(
+        `${f}.${what}`,
+        `${JSON.stringify(mine)} differs from ${first!.field}.${what} ${JSON.stringify(theirs)}; all latency budgets of a search must use the same device, backend and batch size (one latency table)`,
+      );
+    if (device !== first.device) throw differs('latencyDeviceId', device, first.device);
+    if (b.latencyBackend !== first.backend) {
+      throw differs('latencyBackend', b.latencyBackend, first.backend);
+    }
+    if (batchSize !== first.batchSize) {
+      throw differs('latencyBatchSize', b.latencyBatchSize, first.batchSize);
+    }
+  }
+  return first;
+}
+
+/**
+ * Budgets checked field by field and against the network (infeasible → INVALID_ARGUMENT).
+ * Latency bounds need `latency`, the table resolved for `latencyRequestOf`'s request; a
+ * bound below every candidate's predicted latency is refused with the reachable range.
+ */
+export function resolveBudgets(
+  budgets: readonly common.Budget[],
+  network: Network,
+  latency?: ResolvedLatencyTable,
+): Budget[] {
   if (budgets.length === 0) {
     throw new InvalidArgumentError('budgets', 'at least one budget is required');
   }
@@ -179,16 +268,28 @@ export function resolveBudgets(budgets: readonly common.Budget[], network: Netwo
       throw new InvalidArgumentError(`${f}.name`, `at most 64 characters, got ${b.name.length}`);
     }
     if (b.maxLatencyMs !== undefined) {
-      throw new InvalidArgumentError(
-        `${f}.maxLatencyMs`,
-        'latency budgets need a latency profiler, which this controller is not connected to; use MACs or parameter bounds',
-      );
+      if (!latency) {
+        throw new InvalidArgumentError(
+          `${f}.maxLatencyMs`,
+          'latency budgets need a latency profiler, which this controller is not connected to (setting latencyProfiler, env CONTROLLER_LATENCY_PROFILER); use MACs or parameter bounds',
+        );
+      }
+      const lo = latency.predictor.lowerBoundMs();
+      const hi = latency.predictor.upperBoundMs();
+      if (!(b.maxLatencyMs >= lo)) {
+        const r = latency.ref;
+        throw new InvalidArgumentError(
+          `${f}.maxLatencyMs`,
+          `${b.maxLatencyMs} ms cannot be met by any candidate: predicted latencies of this network on device "${r.device}" (backend ${r.backend}, batch size ${r.batchSize}, table version ${r.version}) lie in [${lo.toFixed(4)}, ${hi.toFixed(4)}] ms`,
+        );
+      }
     }
     const budget: Budget = {
       ...(b.maxMacs !== undefined ? { maxMacs: optU53(`${f}.maxMacs`, b.maxMacs) } : {}),
       ...(b.minMacs !== undefined ? { minMacs: optU53(`${f}.minMacs`, b.minMacs, 0) } : {}),
       ...(b.maxParams !== undefined ? { maxParams: optU53(`${f}.maxParams`, b.maxParams) } : {}),
       ...(b.minParams !== undefined ? { minParams: optU53(`${f}.minParams`, b.minParams, 0) } : {}),
+      ...(b.maxLatencyMs !== undefined ? { maxLatencyMs: b.maxLatencyMs } : {}),
     };
     if (
       budget.minParams !== undefined &&

@@ -1,4 +1,4 @@
-import { defineConfig } from '@metaprune/runtime';
+import { defineConfig, GRPC_TLS_SETTINGS, NATS_SECURITY_SETTINGS } from '@metaprune/runtime';
 
 /**
  * Settings of an evaluator process. Env vars take the prefix `EVALUATOR_`
@@ -13,6 +13,9 @@ export const EVALUATOR_CONFIG = defineConfig({
   natsUser: { type: 'string', doc: 'NATS user (with natsPass)' },
   natsPass: { type: 'string', secret: true, doc: 'NATS password' },
   natsToken: { type: 'string', secret: true, doc: 'NATS token' },
+  ...NATS_SECURITY_SETTINGS,
+  // the evaluator only calls (GenerateWeights); its health server stays plaintext
+  ...GRPC_TLS_SETTINGS,
   weightGenerator: {
     type: 'string',
     default: '127.0.0.1:50051',

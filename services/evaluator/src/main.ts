@@ -9,10 +9,12 @@
  */
 import {
   ConfigError,
+  clientTlsCredentials,
   createLogger,
   describeSettings,
   initTelemetry,
   loadConfig,
+  natsSecurity,
   onShutdownSignals,
   parseFlags,
 } from '@metaprune/runtime';
@@ -45,6 +47,7 @@ async function main(): Promise<void> {
   const logger = createLogger({ service: 'evaluator', level: cfg.logLevel });
   // OTLP export only when OTEL_* variables configure it (docs/operations.md).
   const telemetry = initTelemetry({ serviceName: 'evaluator', logger });
+  const tls = clientTlsCredentials(cfg);
   // Loaded here only: importing the package must not load tfjs.
   const { createEngineEvaluator } = await import('./engine-evaluator.js');
   const evaluator = await createEngineEvaluator({
@@ -54,12 +57,13 @@ async function main(): Promise<void> {
   });
   const handle = await startEvaluator({
     natsUrl: cfg.natsUrl,
-    natsAuth: {
-      ...(cfg.natsUser !== undefined ? { user: cfg.natsUser, pass: cfg.natsPass ?? '' } : {}),
-      ...(cfg.natsToken !== undefined ? { token: cfg.natsToken } : {}),
-    },
+    natsAuth: natsSecurity(cfg),
     evaluator,
-    weights: new GrpcWeightSource({ address: cfg.weightGenerator }),
+    weights: new GrpcWeightSource({
+      address: cfg.weightGenerator,
+      credentials: tls.credentials,
+      channelOptions: tls.options,
+    }),
     healthHost: cfg.healthHost,
     healthPort: cfg.healthPort,
     ackWaitMs: cfg.ackWait,

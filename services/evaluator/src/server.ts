@@ -6,6 +6,7 @@ import {
   connectNats,
   type GrpcServerHandle,
   type Logger,
+  type NatsSecurity,
   nullLogger,
   startGrpcServer,
 } from '@metaprune/runtime';
@@ -19,7 +20,8 @@ export const EVALUATOR_HEALTH_NAME = 'metaprune.evaluation.v1.Evaluator';
 export interface StartEvaluatorOptions
   extends Omit<EvaluatorWorkerOptions, 'nc' | 'logger' | 'evaluator' | 'weights'> {
   natsUrl: string;
-  natsAuth?: { user?: string; pass?: string; token?: string };
+  /** NATS user/password, token, nkey and TLS. */
+  natsAuth?: NatsSecurity;
   evaluator: CandidateEvaluator;
   weights: WeightSource;
   healthHost?: string;
@@ -58,10 +60,7 @@ export async function startEvaluator(o: StartEvaluatorOptions): Promise<Evaluato
       name: `evaluator-${process.pid}`,
       logger,
       waitOnFirstConnect: true,
-      ...(o.natsAuth?.user !== undefined
-        ? { user: o.natsAuth.user, pass: o.natsAuth.pass ?? '' }
-        : {}),
-      ...(o.natsAuth?.token !== undefined ? { token: o.natsAuth.token } : {}),
+      ...o.natsAuth,
     });
     const { natsUrl: _u, natsAuth: _a, healthHost: _h, healthPort: _p, ...workerOpts } = o;
     const worker = new EvaluatorWorker({ ...workerOpts, nc, logger });

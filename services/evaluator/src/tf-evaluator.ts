@@ -19,7 +19,7 @@ import type { Activation, Encoding, Layer, Network } from '@metaprune/core';
 import { widthOf } from '@metaprune/core';
 import { batchNormTrain, initBackend, parseBackendName } from '@metaprune/engine';
 import { evaluation, tensorToFloat32 } from '@metaprune/proto';
-import type { Logger } from '@metaprune/runtime';
+import { type Logger, SPAN_NAMES, withSpan } from '@metaprune/runtime';
 import * as tf from '@tensorflow/tfjs';
 import { EvaluationData, type ImageBatchSet } from './data.js';
 import {
@@ -299,8 +299,13 @@ export async function scoreCandidate(
   const raw = lw.map((l) => tf.tensor(l.w, l.shape));
   let stats: BnStats;
   try {
-    stats = await recalibrate(net, index, raw, sets.recal, input.batchSize, input.signal, (f) =>
-      input.onPhase(evaluation.EvaluationPhase.RECALIBRATION, f),
+    stats = await withSpan(
+      SPAN_NAMES.bnRecalibration,
+      () =>
+        recalibrate(net, index, raw, sets.recal, input.batchSize, input.signal, (f) =>
+          input.onPhase(evaluation.EvaluationPhase.RECALIBRATION, f),
+        ),
+      { 'metaprune.evaluation.images': sets.recal.count },
     );
   } finally {
     tf.dispose(raw);
@@ -309,8 +314,13 @@ export async function scoreCandidate(
   input.onPhase(evaluation.EvaluationPhase.VALIDATION, 0);
   const { ws, biases } = folded(net, lw, stats);
   try {
-    const v = await validate(net, index, ws, biases, sets.val, input.batchSize, input.signal, (f) =>
-      input.onPhase(evaluation.EvaluationPhase.VALIDATION, f),
+    const v = await withSpan(
+      SPAN_NAMES.validation,
+      () =>
+        validate(net, index, ws, biases, sets.val, input.batchSize, input.signal, (f) =>
+          input.onPhase(evaluation.EvaluationPhase.VALIDATION, f),
+        ),
+      { 'metaprune.evaluation.images': sets.val.count },
     );
     return {
       top1: v.images > 0 ? v.correct / v.images : 0,

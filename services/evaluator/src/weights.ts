@@ -7,6 +7,8 @@ export interface GrpcWeightSourceOptions {
   /** host:port of the weight generator. */
   address: string;
   credentials?: grpc.ChannelCredentials;
+  /** Extra channel options (e.g. a TLS server name override). */
+  channelOptions?: grpc.ChannelOptions;
   /** Deadline of one GenerateWeights call (default 120 s). */
   deadlineMs?: number;
   maxMessageBytes?: number;
@@ -25,11 +27,12 @@ export class GrpcWeightSource implements WeightSource {
       opts.address,
       opts.credentials ?? grpc.credentials.createInsecure(),
       // the trace context goes along, so weight generation joins the evaluation's trace
-      tracedClientOptions(
-        grpcClientOptions(
+      tracedClientOptions({
+        ...grpcClientOptions(
           opts.maxMessageBytes !== undefined ? { maxMessageBytes: opts.maxMessageBytes } : {},
         ),
-      ),
+        ...opts.channelOptions,
+      }),
     );
     this.deadlineMs = opts.deadlineMs ?? 120_000;
   }

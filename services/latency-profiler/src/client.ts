@@ -3,7 +3,12 @@
  * fetch a device's table once and compile core's predictor locally (thousands of
  * candidates per second, no RPC per candidate).
  */
-import { type ChannelCredentials, credentials, Metadata, type ServiceError } from '@grpc/grpc-js';
+import {
+  type ChannelCredentials,
+  type ChannelOptions,
+  Metadata,
+  type ServiceError,
+} from '@grpc/grpc-js';
 import {
   buildNetwork,
   type LatencyPredictor,
@@ -13,11 +18,13 @@ import {
   type NetworkSpec,
 } from '@metaprune/core';
 import { latency } from '@metaprune/proto';
-import { grpcClientOptions } from '@metaprune/runtime';
+import { envClient, grpcClientOptions } from '@metaprune/runtime';
 import { specToProto, tableFromProto, tableToProto } from './convert.js';
 
 export interface LatencyClientOptions {
   credentials?: ChannelCredentials;
+  /** Extra channel options (e.g. a TLS server name override). */
+  channelOptions?: ChannelOptions;
   /** Deadline per call (default 30 s). */
   timeoutMs?: number;
   /** Sent as `authorization: Bearer <token>` (RegisterDevice when the service requires it). */
@@ -40,10 +47,12 @@ export class LatencyProfilerClient {
     readonly address: string,
     opts: LatencyClientOptions = {},
   ) {
+    // without explicit credentials: METAPRUNE_TLS_* and METAPRUNE_TOKEN from the environment
+    const env = envClient({ ...grpcClientOptions(), ...opts.channelOptions });
     this.raw = new latency.LatencyProfilerServiceClient(
       address,
-      opts.credentials ?? credentials.createInsecure(),
-      grpcClientOptions(),
+      opts.credentials ?? env.credentials,
+      env.options,
     );
     this.timeoutMs = opts.timeoutMs ?? 30_000;
     this.bearer = opts.bearerToken;

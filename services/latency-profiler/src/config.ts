@@ -6,10 +6,12 @@
 import {
   DEFAULT_PORTS,
   defineConfig,
+  GRPC_TLS_SETTINGS,
   type InferConfig,
   LOG_LEVELS,
   loadConfig,
   NATS_NAMES,
+  NATS_SECURITY_SETTINGS,
 } from '@metaprune/runtime';
 import { TABLES_BUCKET } from './store.js';
 
@@ -32,6 +34,14 @@ export const CONFIG_SCHEMA = defineConfig({
   natsUser: { type: 'string', doc: 'NATS user (with nats-pass)' },
   natsPass: { type: 'string', secret: true, doc: 'NATS password' },
   natsToken: { type: 'string', secret: true, doc: 'NATS authentication token' },
+  ...NATS_SECURITY_SETTINGS,
+  ...GRPC_TLS_SETTINGS,
+  healthPort: {
+    type: 'int',
+    min: 0,
+    max: 65535,
+    doc: 'also serve health checking only, in plaintext, on this port (for probes when TLS is on; 0 = any free; unset = off)',
+  },
   devicesBucket: {
     type: 'string',
     default: NATS_NAMES.devicesBucket,

@@ -10,6 +10,7 @@ import {
   ConfigError,
   createLogger,
   describeSettings,
+  initTelemetry,
   loadConfig,
   onShutdownSignals,
   parseFlags,
@@ -38,10 +39,21 @@ async function main(): Promise<void> {
   }
   const config = loadConfig(CONFIG_SCHEMA, { envPrefix: ENV_PREFIX, flags });
   const logger = createLogger({ service: 'latency-profiler', level: config.logLevel });
+  // OTLP export only when OTEL_* variables configure it (docs/operations.md).
+  const telemetry = initTelemetry({ serviceName: 'latency-profiler', logger });
   const lp = await startLatencyProfiler({ ...config, logger });
-  // one line on stdout for whoever started us (metaprune up reads it)
-  process.stdout.write(`${JSON.stringify({ service: 'latency-profiler', address: lp.address })}\n`);
-  onShutdownSignals(() => lp.shutdown(), { graceMs: config.shutdownGrace + 5000, logger });
+  // one line on stdout for whoever started us (metaprune up reads it); `health` is the
+  // plaintext health-only address when one is configured
+  process.stdout.write(
+    `${JSON.stringify({ service: 'latency-profiler', address: lp.address, ...(lp.grpc.healthAddress ? { health: lp.grpc.healthAddress } : {}) })}\n`,
+  );
+  onShutdownSignals(
+    async () => {
+      await lp.shutdown();
+      await telemetry.shutdown();
+    },
+    { graceMs: config.shutdownGrace + 5000, logger },
+  );
 }
 
 main().catch((err: unknown) => {

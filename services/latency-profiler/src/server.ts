@@ -8,6 +8,8 @@ import {
   createLogger,
   type GrpcServerHandle,
   type Logger,
+  natsSecurity,
+  serverTlsCredentials,
   startGrpcServer,
 } from '@metaprune/runtime';
 import type { NatsConnection } from '@nats-io/transport-node';
@@ -47,10 +49,7 @@ export async function startLatencyProfiler(
     (await connectNats({
       servers: [...config.natsUrl],
       name: `latency-profiler-${process.pid}`,
-      ...(config.natsUser !== undefined
-        ? { user: config.natsUser, pass: config.natsPass ?? '' }
-        : {}),
-      ...(config.natsToken !== undefined ? { token: config.natsToken } : {}),
+      ...natsSecurity(config),
       logger,
     }));
   const store = await NatsLatencyStore.open(nc, {
@@ -70,6 +69,8 @@ export async function startLatencyProfiler(
     port: config.port,
     services: [registration],
     maxMessageBytes: config.maxMessageBytes,
+    credentials: serverTlsCredentials(config),
+    ...(config.healthPort !== undefined ? { healthPort: config.healthPort } : {}),
     logger,
   });
   let closing: Promise<void> | undefined;

@@ -23,8 +23,8 @@ import {
   nullLogger,
   PermissionDeniedError,
   requireNumber,
+  tracedUnary,
   UnauthenticatedError,
-  wrapUnary,
 } from '@metaprune/runtime';
 import {
   networkKeyString,
@@ -35,7 +35,8 @@ import {
 } from './convert.js';
 import type { DeviceRecord, LatencyStore, TableRecord, TableVersionRecord } from './store.js';
 
-export const DEVICE_NAME_PATTERN = /^[A-Za-z0-9._-]{1,64}$/;
+/** 1–64 of [A-Za-z0-9._-], not starting or ending with a dot, no two dots in a row. */
+export const DEVICE_NAME_PATTERN = /^(?!.*\.\.)(?!\.)(?!.*\.$)[A-Za-z0-9._-]{1,64}$/;
 const MAX_DESCRIPTION = 1024;
 const MAX_BACKEND = 32;
 const DEFAULT_PAGE_SIZE = 50;
@@ -119,6 +120,10 @@ export function createLatencyProfilerService(opts: LatencyProfilerServiceOptions
 
   async function device(deviceId: string): Promise<DeviceRecord> {
     requireString('device_id', deviceId, 128);
+    // ids are "dev-<uuid>"; anything else cannot name a device (nor a storage key)
+    if (!/^[A-Za-z0-9_-]+$/.test(deviceId)) {
+      throw new InvalidArgumentError('device_id', 'is not a device id (letters, digits, _ and -)');
+    }
     const r = await store.getDevice(deviceId);
     if (!r) throw new NotFoundError(`device ${deviceId} is not registered`);
     return r;
@@ -189,7 +194,7 @@ export function createLatencyProfilerService(opts: LatencyProfilerServiceOptions
   }
 
   const handlers: latency.LatencyProfilerServiceServer = {
-    registerDevice: wrapUnary(
+    registerDevice: tracedUnary(
       async (call) => {
         if (opts.registrationToken !== undefined) {
           const given = bearer(call.metadata);
@@ -222,7 +227,7 @@ export function createLatencyProfilerService(opts: LatencyProfilerServiceOptions
       { logger },
     ),
 
-    uploadLatencyTable: wrapUnary(
+    uploadLatencyTable: tracedUnary(
       async (call) => {
         const req = call.request;
         if (!req.token)
@@ -281,7 +286,7 @@ export function createLatencyProfilerService(opts: LatencyProfilerServiceOptions
       { logger },
     ),
 
-    getLatencyTable: wrapUnary(
+    getLatencyTable: tracedUnary(
       async (call) => {
         const r = await device(call.request.deviceId);
         const { resolved } = resolve(r, call.request.key, call.request.version);
@@ -290,7 +295,7 @@ export function createLatencyProfilerService(opts: LatencyProfilerServiceOptions
       { logger },
     ),
 
-    listDevices: wrapUnary(
+    listDevices: tracedUnary(
       async (call) => {
         const size =
           call.request.pageSize === 0
@@ -325,7 +330,7 @@ export function createLatencyProfilerService(opts: LatencyProfilerServiceOptions
       { logger },
     ),
 
-    predictLatency: wrapUnary(
+    predictLatency: tracedUnary(
       async (call) => {
         const req = call.request;
         const r = await device(req.deviceId);

@@ -7,11 +7,10 @@ import {
   type CallOptions,
   type ChannelCredentials,
   type ClientReadableStream,
-  credentials,
   Metadata,
 } from '@grpc/grpc-js';
 import { TensorAssembler, tensorToFloat32, weightgen } from '@metaprune/proto';
-import { grpcClientOptions } from '@metaprune/runtime';
+import { envClient, grpcClientOptions } from '@metaprune/runtime';
 
 export type WeightGeneratorClient = weightgen.WeightGeneratorServiceClient;
 
@@ -24,10 +23,14 @@ export function weightGeneratorClient(
   address: string,
   opts: ConnectOptions = {},
 ): WeightGeneratorClient {
+  // without explicit credentials: METAPRUNE_TLS_* and METAPRUNE_TOKEN from the environment
+  const c = envClient(
+    grpcClientOptions(opts.maxMessageBytes ? { maxMessageBytes: opts.maxMessageBytes } : {}),
+  );
   return new weightgen.WeightGeneratorServiceClient(
     address,
-    opts.credentials ?? credentials.createInsecure(),
-    grpcClientOptions(opts.maxMessageBytes ? { maxMessageBytes: opts.maxMessageBytes } : {}),
+    opts.credentials ?? c.credentials,
+    c.options,
   );
 }
 

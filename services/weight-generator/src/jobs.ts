@@ -13,11 +13,19 @@ import { randomBytes } from 'node:crypto';
 import { rm } from 'node:fs/promises';
 import { weightgen } from '@metaprune/proto';
 import {
+  activeTraceContext,
+  createMetrics,
   FailedPreconditionError,
   type Logger,
+  type MetapruneMetrics,
   NATS_NAMES,
   NotFoundError,
   nullLogger,
+  SPAN_NAMES,
+  type Span,
+  startSpan,
+  TELEMETRY_ATTRS,
+  type TraceContext,
   UnavailableError,
 } from '@metaprune/runtime';
 import type { KV } from '@nats-io/kv';
@@ -59,6 +67,8 @@ interface LiveJob {
   record: JobRecord;
   /** Serialises KV writes of this job. */
   writes: Promise<unknown>;
+  /** Trace context of the StartTraining call: epoch spans join its trace. */
+  traceContext?: TraceContext;
 }
 
 export function isTerminal(state: weightgen.TrainingState): boolean {
@@ -118,6 +128,7 @@ export class JobManager {
   private pumping = false;
   private readonly logger: Logger;
   private readonly encoder = new TextEncoder();
+  private readonly metrics: MetapruneMetrics = createMetrics();
 
   constructor(private readonly opts: JobManagerOptions) {
     this.logger = opts.logger ?? nullLogger;
@@ -208,6 +219,7 @@ export class JobManager {
         ...(initFrom ? { initFrom } : {}),
       },
       writes: Promise.resolve(),
+      traceContext: activeTraceContext(),
     };
     this.jobs.set(jobId, live);
     await this.report(live, {});
@@ -334,6 +346,41 @@ export class JobManager {
     const jobId = live.job.jobId;
     const log = this.logger.child({ job: jobId, pruningnet: live.job.pruningnetId });
     let lastReport = 0;
+    // one span per training epoch (pruningnet.train_epoch), from its first progress report
+    // to its checkpoint, in the trace of the StartTraining call
+    const attrs = { [TELEMETRY_ATTRS.jobId]: jobId };
+    let epochSpan: Span | undefined;
+    let epochNo = 0;
+    const endEpoch = (): void => {
+      epochSpan?.end();
+      epochSpan = undefined;
+    };
+    const onEpochProgress = (p: TrainerProgress): void => {
+      if (p.epoch !== epochNo || !epochSpan) {
+        endEpoch();
+        epochNo = p.epoch;
+        epochSpan = startSpan(
+          SPAN_NAMES.trainEpoch,
+          {
+            ...attrs,
+            [TELEMETRY_ATTRS.epoch]: p.epoch,
+            'metaprune.pruningnet.id': live.job.pruningnetId,
+          },
+          live.traceContext,
+        );
+      }
+      if (Number.isFinite(p.loss)) {
+        this.metrics.trainingLoss.record(p.loss, { ...attrs, phase: 'train' });
+        epochSpan.setAttribute('metaprune.train.loss', p.loss);
+      }
+      if (Number.isFinite(p.accuracy)) {
+        this.metrics.trainingAccuracy.record(p.accuracy, { ...attrs, phase: 'train' });
+      }
+      if (p.validationAccuracy !== undefined && Number.isFinite(p.validationAccuracy)) {
+        this.metrics.trainingAccuracy.record(p.validationAccuracy, { ...attrs, phase: 'val' });
+        epochSpan.setAttribute('metaprune.train.validation_accuracy', p.validationAccuracy);
+      }
+    };
     try {
       const point = await this.resumePoint(live);
       if (signal.aborted) {
@@ -356,6 +403,7 @@ export class JobManager {
         {
           signal,
           onProgress: (p: TrainerProgress) => {
+            onEpochProgress(p);
             const now = Date.now();
             const force = p.validationAccuracy !== undefined;
             if (!force && now - lastReport < this.opts.progressIntervalMs) return;
@@ -364,6 +412,7 @@ export class JobManager {
           },
           onCheckpoint: async (c: TrainerCheckpoint) => {
             await this.saveCheckpoint(live, c);
+            if (c.epochComplete) endEpoch();
             lastReport = Date.now();
           },
         },
@@ -398,6 +447,8 @@ export class JobManager {
       live.job.endTime = new Date();
       await this.report(live, { state: TrainingState.FAILED }, true).catch(() => {});
       await this.cleanup(live);
+    } finally {
+      endEpoch();
     }
   }
 

@@ -10,6 +10,7 @@ import {
   ConfigError,
   createLogger,
   describeSettings,
+  initTelemetry,
   loadConfig,
   onShutdownSignals,
   parseFlags,
@@ -38,10 +39,21 @@ async function main(): Promise<void> {
   }
   const config = loadConfig(CONFIG_SCHEMA, { envPrefix: ENV_PREFIX, flags });
   const logger = createLogger({ service: 'weight-generator', level: config.logLevel });
+  // OTLP export only when OTEL_* variables configure it (docs/operations.md).
+  const telemetry = initTelemetry({ serviceName: 'weight-generator', logger });
   const wg = await startWeightGenerator({ ...config, logger });
-  // one line on stdout for whoever started us (metaprune up reads it)
-  process.stdout.write(`${JSON.stringify({ service: 'weight-generator', address: wg.address })}\n`);
-  onShutdownSignals(() => wg.shutdown(), { graceMs: config.shutdownGrace + 5000, logger });
+  // one line on stdout for whoever started us (metaprune up reads it); `health` is the
+  // plaintext health-only address when one is configured
+  process.stdout.write(
+    `${JSON.stringify({ service: 'weight-generator', address: wg.address, ...(wg.grpc.healthAddress ? { health: wg.grpc.healthAddress } : {}) })}\n`,
+  );
+  onShutdownSignals(
+    async () => {
+      await wg.shutdown();
+      await telemetry.shutdown();
+    },
+    { graceMs: config.shutdownGrace + 5000, logger },
+  );
 }
 
 main().catch((err: unknown) => {

@@ -7,8 +7,11 @@ import { realpathSync } from 'node:fs';
 import { dirname, isAbsolute, relative, resolve, sep } from 'node:path';
 import { InvalidArgumentError } from '@metaprune/runtime';
 
-/** Ids of PruningNets and jobs: letters, digits, ".", "_", "-"; 1-128 chars; no leading dot. */
-export const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+/**
+ * Ids of PruningNets and jobs: letters, digits, ".", "_", "-"; 1-128 chars; starting with a
+ * letter or digit, not ending with a dot, no two dots in a row (ids are also storage keys).
+ */
+export const ID_PATTERN = /^(?!.*\.\.)[A-Za-z0-9](?:[A-Za-z0-9._-]{0,126}[A-Za-z0-9_-])?$/;
 
 export function requireId(field: string, value: string): string {
   if (!ID_PATTERN.test(value)) {
@@ -16,7 +19,7 @@ export function requireId(field: string, value: string): string {
       field,
       value === ''
         ? 'is required'
-        : `${JSON.stringify(value.slice(0, 140))} is not a valid id ([A-Za-z0-9][A-Za-z0-9._-]{0,127})`,
+        : `${JSON.stringify(value.slice(0, 140))} is not a valid id (1-128 of [A-Za-z0-9._-], starting with a letter or digit, no trailing or double dot)`,
     );
   }
   return value;

@@ -13,7 +13,9 @@ import {
   type GrpcServerHandle,
   type Logger,
   NATS_NAMES,
+  natsSecurity,
   openKv,
+  serverTlsCredentials,
   startGrpcServer,
 } from '@metaprune/runtime';
 import { jetstream } from '@nats-io/jetstream';
@@ -80,10 +82,7 @@ export async function startWeightGenerator(
     (await connectNats({
       servers: [...config.natsUrl],
       name: `weight-generator-${process.pid}`,
-      ...(config.natsUser !== undefined
-        ? { user: config.natsUser, pass: config.natsPass ?? '' }
-        : {}),
-      ...(config.natsToken !== undefined ? { token: config.natsToken } : {}),
+      ...natsSecurity(config),
       logger,
     }));
   let kv: KV;
@@ -147,6 +146,8 @@ export async function startWeightGenerator(
         },
       ],
       maxMessageBytes: config.maxMessageBytes,
+      credentials: serverTlsCredentials(config),
+      ...(config.healthPort !== undefined ? { healthPort: config.healthPort } : {}),
       logger,
     });
   } catch (err) {

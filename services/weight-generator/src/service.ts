@@ -21,10 +21,13 @@ import {
   type Logger,
   PermissionDeniedError,
   requireNumber,
+  SPAN_NAMES,
+  TELEMETRY_ATTRS,
+  tracedServerStream,
+  tracedUnary,
   UnauthenticatedError,
   UnavailableError,
-  wrapServerStream,
-  wrapUnary,
+  withSpan,
   writeMessage,
 } from '@metaprune/runtime';
 import type { KV } from '@nats-io/kv';
@@ -151,20 +154,20 @@ export class WeightGeneratorHandlers {
   implementation(): weightgen.WeightGeneratorServiceServer {
     const logger = this.deps.logger;
     return {
-      startTraining: wrapUnary((call) => this.startTraining(call.request, call.metadata), {
+      startTraining: tracedUnary((call) => this.startTraining(call.request, call.metadata), {
         logger,
       }),
-      watchTraining: wrapServerStream((call, ctx) => this.watchTraining(call, ctx.signal), {
+      watchTraining: tracedServerStream((call, ctx) => this.watchTraining(call, ctx.signal), {
         logger,
       }),
-      getTraining: wrapUnary(
+      getTraining: tracedUnary(
         async (call) => {
           const jobId = requireId('job_id', call.request.jobId);
           return { job: await this.deps.jobs.get(jobId) };
         },
         { logger },
       ),
-      cancelTraining: wrapUnary(
+      cancelTraining: tracedUnary(
         async (call) => {
           this.authorize(call.metadata);
           const jobId = requireId('job_id', call.request.jobId);
@@ -172,11 +175,11 @@ export class WeightGeneratorHandlers {
         },
         { logger },
       ),
-      listPruningNets: wrapUnary((call) => this.listPruningNets(call.request), { logger }),
-      generateWeights: wrapServerStream((call, ctx) => this.generateWeights(call, ctx.signal), {
+      listPruningNets: tracedUnary((call) => this.listPruningNets(call.request), { logger }),
+      generateWeights: tracedServerStream((call, ctx) => this.generateWeights(call, ctx.signal), {
         logger,
       }),
-      exportNetwork: wrapUnary((call, ctx) => this.exportNetwork(call.request, ctx.signal), {
+      exportNetwork: tracedUnary((call, ctx) => this.exportNetwork(call.request, ctx.signal), {
         logger,
       }),
     };
@@ -322,7 +325,11 @@ export class WeightGeneratorHandlers {
     const v = await this.deps.store.resolve(id, req.version);
     const net = buildNetwork(v.manifest.meta.config.network);
     const enc = encodingFor(net, req.encoding);
-    const tensors = await this.deps.cache.use(v, (pn) => pn.generate(enc));
+    const tensors = await withSpan(
+      SPAN_NAMES.generateWeights,
+      () => this.deps.cache.use(v, (pn) => pn.generate(enc)),
+      { 'metaprune.pruningnet.id': id, [TELEMETRY_ATTRS.pruningNetVersion]: v.version },
+    );
     if (signal.aborted) throw new CancelledError('the client cancelled the call');
     const totalBytes = tensors.reduce((s, t) => s + t.values.length * 4, 0);
     await writeMessage(call, {

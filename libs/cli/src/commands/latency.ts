@@ -94,7 +94,7 @@ export function profilerAddress(v: Values): string {
   if (flag) return flag;
   const env = process.env['METAPRUNE_LATENCY_PROFILER'];
   if (env) return env;
-  const stack = readStackFile() as { latencyProfiler?: string } | undefined;
+  const stack = readStackFile();
   if (stack?.latencyProfiler) return stack.latencyProfiler;
   return `127.0.0.1:${DEFAULT_PORTS.latencyProfiler}`;
 }

@@ -1,20 +1,31 @@
+import type { ServiceError } from '@grpc/grpc-js';
 import { networkToProto } from '@metaprune/evaluator';
 import { common, controller } from '@metaprune/proto';
+import { FIELD_METADATA_KEY } from '@metaprune/runtime';
 import { num, parseFlags, requireStr, str, type Values } from '../args.js';
 import { UsageError } from '../errors.js';
 import { NETWORK_OPTIONS, networkFromFlags } from '../network-flags.js';
 import { call, cliError, controllerAddress, followSearch, searchClient } from '../remote.js';
 import { human, table } from '../ui/table.js';
+import { DEVICE_NAME } from './latency.js';
 
-export const searchHelp = `metaprune search --pruningnet ID (--max-mflops X | --budgets a,b,c) [flags]
+export const searchHelp = `metaprune search --pruningnet ID (--max-mflops X | --budgets a,b,c | --max-latency-ms L --device NAME) [flags]
   Evolutionary search of channel widths through the controller of the running stack
   (\`metaprune up\`), scored by a PruningNet. Live progress on a terminal; --json prints
-  {"search":ID,"best":[{"budget":...,"encoding":[...],"macs":...,"top1":...}],"pareto":[...],"evaluated":N}.
+  {"search":ID,"best":[{"budget":...,"encoding":[...],"macs":...,"top1":...}],"pareto":[...],"evaluated":N}
+  (with a latency budget every candidate also has "predictedLatencyMs").
   --pruningnet ID        PruningNet to score with (required); --version N (default: latest)
   --max-mflops X         budget: at most X million MACs ("FLOPs" as in the paper)
   --min-mflops Y         with --max-mflops: at least Y million MACs
   --budgets a,b,c        one budget per value (million MACs), searched together
   --max-mparams P        every budget also caps parameters at P million
+  --max-latency-ms L     every budget also caps the predicted latency at L ms (alone: one
+                         latency budget), from the latency table of --device for the
+                         PruningNet's network (\`metaprune profile\` measures and uploads it);
+                         over-budget candidates are rejected when generated
+  --device NAME          device (name or id) of the latency table; with --max-latency-ms
+  --backend B            table of this tfjs backend (default: the device's most recent)
+  --latency-batch N      table of this batch size (default 1)
   --generations G        default 20;   --population P   default 50;   --seed S   default 0
   --recal-batches N      BN recalibration batches (default 100); --batch-size B (default 128)
   --val-images N         held-out images scored (default: the whole held-out split)
@@ -22,10 +33,43 @@ export const searchHelp = `metaprune search --pruningnet ID (--max-mflops X | --
   --name TEXT            display name;  --controller host:port   (default: from \`metaprune up\`)
   --detach               print the search id and return; --json   machine-readable result`;
 
+/** The latency bound every budget gets from --max-latency-ms, --device, --backend, --latency-batch. */
+function latencyFromFlags(v: Values): Partial<common.Budget> | undefined {
+  const ms = num(v, 'max-latency-ms', { min: 0.000001, max: 1e6 });
+  const device = str(v, 'device');
+  if (ms === undefined) {
+    for (const flag of ['device', 'backend', 'latency-batch']) {
+      if (str(v, flag) !== undefined) {
+        throw new UsageError(`--${flag}: only used with --max-latency-ms (a latency budget)`);
+      }
+    }
+    return undefined;
+  }
+  if (device === undefined) {
+    throw new UsageError(
+      '--device: required with --max-latency-ms (the device whose latency table predicts latency)',
+    );
+  }
+  if (!DEVICE_NAME.test(device)) {
+    throw new UsageError(`--device: ${JSON.stringify(device)} must match ${DEVICE_NAME}`);
+  }
+  const backend = str(v, 'backend') ?? '';
+  if (!/^[A-Za-z0-9_-]{0,32}$/.test(backend)) {
+    throw new UsageError(`--backend: ${JSON.stringify(backend)} is not a tfjs backend name`);
+  }
+  return {
+    maxLatencyMs: ms,
+    latencyDeviceId: device,
+    latencyBackend: backend,
+    latencyBatchSize: num(v, 'latency-batch', { min: 1, max: 4096, integer: true }, 0) ?? 0,
+  };
+}
+
 function budgetsFromFlags(v: Values): common.Budget[] {
   const max = num(v, 'max-mflops', { min: 0.000001, max: 1e9 });
   const min = num(v, 'min-mflops', { min: 0, max: 1e9 });
   const maxParams = num(v, 'max-mparams', { min: 0.000001, max: 1e9 });
+  const latency = latencyFromFlags(v);
   const list = str(v, 'budgets');
   const values: number[] = [];
   if (list !== undefined) {
@@ -39,31 +83,62 @@ function budgetsFromFlags(v: Values): common.Budget[] {
       values.push(x);
     }
   }
-  if (max === undefined && values.length === 0) {
-    throw new UsageError('give a budget: --max-mflops X or --budgets a,b,c');
+  if (max === undefined && values.length === 0 && latency === undefined) {
+    throw new UsageError(
+      'give a budget: --max-mflops X, --budgets a,b,c or --max-latency-ms L --device NAME',
+    );
   }
   if (min !== undefined && max === undefined) {
     throw new UsageError('--min-mflops needs --max-mflops');
   }
   const out: common.Budget[] = [];
   const params = maxParams !== undefined ? { maxParams: Math.round(maxParams * 1e6) } : {};
+  const lat = latency ?? {};
+  const ms = latency ? ` <=${latency.maxLatencyMs}ms` : '';
   if (max !== undefined) {
     out.push(
       common.Budget.fromPartial({
-        name: `${min !== undefined ? `${min}-` : '<='}${max}M`,
+        name: `${min !== undefined ? `${min}-` : '<='}${max}M${ms}`,
         maxMacs: Math.round(max * 1e6),
         ...(min !== undefined ? { minMacs: Math.round(min * 1e6) } : {}),
         ...params,
+        ...lat,
       }),
     );
   }
   for (const x of values) {
     if (x === max) continue;
     out.push(
-      common.Budget.fromPartial({ name: `<=${x}M`, maxMacs: Math.round(x * 1e6), ...params }),
+      common.Budget.fromPartial({
+        name: `<=${x}M${ms}`,
+        maxMacs: Math.round(x * 1e6),
+        ...params,
+        ...lat,
+      }),
     );
   }
+  if (out.length === 0) out.push(common.Budget.fromPartial({ name: ms.trim(), ...params, ...lat }));
   return out;
+}
+
+/** Budget fields of StartSearch errors -> the flags that set them. */
+const FLAG_OF_FIELD: Record<string, string> = {
+  maxMacs: '--max-mflops / --budgets',
+  minMacs: '--min-mflops',
+  maxParams: '--max-mparams',
+  maxLatencyMs: '--max-latency-ms',
+  latencyDeviceId: '--device',
+  latencyBackend: '--backend',
+  latencyBatchSize: '--latency-batch',
+};
+
+/** StartSearch's INVALID_ARGUMENT on a budget field, named by its flag (exit 2). */
+function startError(err: unknown): Error {
+  const e = err as ServiceError;
+  const field = typeof e?.code === 'number' ? e.metadata?.get(FIELD_METADATA_KEY)[0] : undefined;
+  const flag = FLAG_OF_FIELD[/^budgets\[\d+\]\.(\w+)$/.exec(String(field ?? ''))?.[1] ?? ''];
+  if (flag) return new UsageError(`${flag}: ${e.details}`);
+  return cliError(err, 'StartSearch');
 }
 
 function budgetJson(b: common.Budget | undefined): Record<string, unknown> {
@@ -74,6 +149,14 @@ function budgetJson(b: common.Budget | undefined): Record<string, unknown> {
     ...(b.minMacs !== undefined ? { minMacs: b.minMacs } : {}),
     ...(b.maxParams !== undefined ? { maxParams: b.maxParams } : {}),
     ...(b.minParams !== undefined ? { minParams: b.minParams } : {}),
+    ...(b.maxLatencyMs !== undefined
+      ? {
+          maxLatencyMs: b.maxLatencyMs,
+          device: b.latencyDeviceId,
+          ...(b.latencyBackend ? { backend: b.latencyBackend } : {}),
+          ...(b.latencyBatchSize ? { latencyBatch: b.latencyBatchSize } : {}),
+        }
+      : {}),
   };
 }
 
@@ -82,6 +165,7 @@ const candidateJson = (c: controller.Candidate) => ({
   macs: c.macs,
   params: c.params,
   top1: c.top1,
+  ...(c.predictedLatencyMs !== undefined ? { predictedLatencyMs: c.predictedLatencyMs } : {}),
 });
 
 /** The --json document of a finished search. */
@@ -106,6 +190,10 @@ export function searchJson(s: controller.Search): Record<string, unknown> {
   };
 }
 
+function fmtMs(ms: number): string {
+  return `${ms < 10 ? ms.toFixed(3) : ms.toFixed(1)}ms`;
+}
+
 function fmtDuration(sec: number): string {
   if (!Number.isFinite(sec) || sec <= 0) return '--';
   const s = Math.round(sec);
@@ -124,7 +212,11 @@ export function progressLine(p: controller.SearchProgress, elapsedSec: number, w
   let eta = p.etaSeconds;
   if (!(eta > 0) && frac > 0.01) eta = (elapsedSec / frac) * (1 - frac);
   const best = p.best
-    .map((b) => (b.best ? `${(b.best.top1 * 100).toFixed(1)}%` : '--'))
+    .map((b) =>
+      b.best
+        ? `${(b.best.top1 * 100).toFixed(1)}%${b.best.predictedLatencyMs !== undefined ? ` ${fmtMs(b.best.predictedLatencyMs)}` : ''}`
+        : '--',
+    )
     .join(' | ');
   const cand = p.generationSize > 0 ? `  cand ${p.generationDone}/${p.generationSize}` : '';
   return `gen ${Math.min(p.generation + (p.generationSize > 0 ? 1 : 0), gens)}/${gens} [${bar}] ${Math.round(frac * 100)}%${cand}  evaluated ${p.evaluated}  best ${best}  ETA ${fmtDuration(eta)}`;
@@ -138,6 +230,10 @@ export async function searchCommand(argv: string[]): Promise<number> {
     'max-mflops': { type: 'string' },
     'min-mflops': { type: 'string' },
     'max-mparams': { type: 'string' },
+    'max-latency-ms': { type: 'string' },
+    device: { type: 'string' },
+    backend: { type: 'string' },
+    'latency-batch': { type: 'string' },
     budgets: { type: 'string' },
     generations: { type: 'string' },
     population: { type: 'string' },
@@ -183,7 +279,7 @@ export async function searchCommand(argv: string[]): Promise<number> {
       const res = await call(client, client.startSearch, request);
       searchId = res.searchId;
     } catch (err) {
-      throw cliError(err, 'StartSearch');
+      throw startError(err);
     }
     if (v['detach']) {
       console.log(json ? JSON.stringify({ search: searchId }) : searchId);
@@ -229,13 +325,17 @@ export async function searchCommand(argv: string[]): Promise<number> {
         `search ${searchId} ${state}: ${p.generation}/${p.generations} generations, ${p.evaluated} evaluated, ${p.failed} failed, ${p.rejected} rejected (budget), ${p.memoHits} from the memo`,
       );
       if (search.error) console.log(`error: ${search.error}`);
+      const latency = p.best.some((b) => b.budget?.maxLatencyMs !== undefined);
       console.log(
         table(
-          ['budget', 'MACs', 'params', 'top-1', 'encoding'],
+          ['budget', 'MACs', 'params', ...(latency ? ['latency'] : []), 'top-1', 'encoding'],
           p.best.map((b) => [
             b.budget?.name || `#${b.budgetIndex}`,
             b.best ? human(b.best.macs) : '--',
             b.best ? human(b.best.params) : '--',
+            ...(latency
+              ? [b.best?.predictedLatencyMs !== undefined ? fmtMs(b.best.predictedLatencyMs) : '--']
+              : []),
             b.best ? `${(b.best.top1 * 100).toFixed(2)}%` : '--',
             b.best ? (b.best.encoding?.genes ?? []).join(',') : '(none found)',
           ]),

@@ -8,10 +8,11 @@ import { metapruneHome, type Stack, stackFilePath, startStack } from '../stack.j
 
 export const upHelp = `metaprune up [--evaluators N] [--nats URL] [--home DIR] [--console-port P] [--log-level L] [--verbose]
   Starts the stack on this machine: nats-server with JetStream on a free loopback port and
-  a temporary store (unless --nats names a server), the weight generator, the controller and
-  N evaluator processes (default: one per core). Waits until every service reports SERVING,
-  prints the endpoints and a line "ready", and writes them to <home>/stack.json so that
-  \`metaprune search\` and \`metaprune train --remote\` find the stack without flags.
+  a temporary store (unless --nats names a server), the weight generator, the latency
+  profiler, the controller (connected to it, for latency budgets) and N evaluator processes
+  (default: one per core). Waits until every service reports SERVING, prints the endpoints
+  and a line "ready", and writes them to <home>/stack.json so that \`metaprune search\`,
+  \`train --remote\`, \`profile\` and \`latency\` find the stack without flags.
   Ctrl-C / SIGTERM shuts everything down cleanly.
   --home   checkpoints, exports, logs and stack.json (default $METAPRUNE_HOME or ~/.metaprune)
   --console-port  port of the web console (default ${DEFAULT_PORTS.console}; a free one if taken; 0 = any)`;
@@ -69,10 +70,8 @@ export async function upCommand(argv: string[]): Promise<number> {
     service: 'console',
     level: verbose ? (logLevel as LogLevel) : 'warn',
   });
-  // the latency profiler, once the stack runs one (docs/latency.md "Not done")
-  const profiler = (stack as unknown as Record<string, { address?: string } | undefined>)[
-    'latencyProfiler'
-  ]?.address;
+  // the console's profiler page uploads browser-measured tables to the stack's profiler
+  const profiler = stack.latencyProfiler?.address;
   let web: ConsoleHandle | undefined;
   for (const port of consolePort === undefined ? [DEFAULT_PORTS.console, 0] : [consolePort]) {
     try {
@@ -97,6 +96,9 @@ export async function upCommand(argv: string[]): Promise<number> {
   const rows: [string, string][] = [
     ['nats', stack.natsUrl],
     ['weight-generator', stack.weightGenerator.address],
+    ...(stack.latencyProfiler
+      ? [['latency-profiler', stack.latencyProfiler.address] as [string, string]]
+      : []),
     ['controller', stack.controller.address],
     ...stack.evaluators.map((e, i): [string, string] => [
       `evaluator ${i + 1}`,
@@ -109,6 +111,12 @@ export async function upCommand(argv: string[]): Promise<number> {
   for (const [k, val] of rows) console.log(`${k.padEnd(18)} ${val}`);
   console.log('ready');
 
+  const services = () => [
+    stack.weightGenerator,
+    ...(stack.latencyProfiler ? [stack.latencyProfiler] : []),
+    stack.controller,
+    ...stack.evaluators,
+  ];
   let exitCode = 0;
   let shuttingDown = false;
   const done = new Promise<void>((resolveDone) => {
@@ -127,9 +135,7 @@ export async function upCommand(argv: string[]): Promise<number> {
     const onSignal = (sig: NodeJS.Signals) => {
       if (!shuttingDown) return shutdown(sig);
       process.stderr.write(`${sig} again: killing the services\n`);
-      for (const p of [stack.weightGenerator, stack.controller, ...stack.evaluators]) {
-        void p.kill('SIGKILL');
-      }
+      for (const p of services()) void p.kill('SIGKILL');
     };
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
@@ -154,7 +160,7 @@ export async function upCommand(argv: string[]): Promise<number> {
         }
       });
     };
-    for (const p of [stack.weightGenerator, stack.controller, ...stack.evaluators]) watch(p);
+    for (const p of services()) watch(p);
   });
   await done;
   return exitCode;

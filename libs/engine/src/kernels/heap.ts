@@ -70,8 +70,8 @@ export function copyInfo(backend: WasmBackendLike, t: TensorInfo, shape = t.shap
   const out = alloc(backend, shape);
   const size = shape.reduce((a, b) => a * b, 1);
   const heap = backend.wasm.HEAPF32;
-  const src = offsetOf(backend, t) >> 2;
-  heap.copyWithin(offsetOf(backend, out) >> 2, src, src + size);
+  const src = offsetOf(backend, t) >>> 2;
+  heap.copyWithin(offsetOf(backend, out) >>> 2, src, src + size);
   return out;
 }
 

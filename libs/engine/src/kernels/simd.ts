@@ -563,7 +563,8 @@ function instantiate(backend: WasmBackendLike): SimdKernels | null {
   const bytes = simdModuleBytes();
   if (!WA.validate(bytes)) return null;
   const ex = new WA.Instance(new WA.Module(bytes), { env: { memory } }).exports as Exports;
-  const malloc = (n: number) => heap._malloc!(n);
+  // Emscripten returns pointers as signed i32: past 2 GiB of heap they come back negative.
+  const malloc = (n: number) => heap._malloc!(n) >>> 0;
   const free = (p: number) => heap._free!(p);
   const H = () => backend.wasm.HEAPU8.buffer;
 

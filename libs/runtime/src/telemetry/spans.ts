@@ -155,3 +155,22 @@ export function traceLogFields(ctx: Context = context.active()): {
   if (!sc || !trace.isSpanContextValid(sc)) return {};
   return { trace_id: sc.traceId, span_id: sc.spanId };
 }
+
+export type { Context as TraceContext, Span } from '@opentelemetry/api';
+
+/** The active trace context (to start spans in it later, e.g. from a background job). */
+export function activeTraceContext(): Context {
+  return context.active();
+}
+
+/**
+ * Starts an INTERNAL span `name` as a child of `parent` (default: the active context; a new
+ * root when `parent` holds no span). The caller ends it.
+ */
+export function startSpan(name: string, attributes?: Attributes, parent?: Context): Span {
+  return getTracer().startSpan(
+    name,
+    { kind: SpanKind.INTERNAL, ...(attributes ? { attributes } : {}) },
+    parent ?? context.active(),
+  );
+}
