@@ -152,6 +152,15 @@ export function wireField(field: string): string {
  */
 export function tableKeyString(spec: NetworkSpec, backend: string, batchSize: number): string {
   return [
+    ...networkKeyParts(spec),
+    backend.replace(/[^A-Za-z0-9_-]/g, '_'),
+    `b${batchSize}`,
+  ].join('.');
+}
+
+// Each part starts with its own label, so a width such as `w0.25` cannot run into the next part.
+function networkKeyParts(spec: NetworkSpec): string[] {
+  return [
     spec.family,
     spec.preset,
     `w${spec.width}`,
@@ -159,12 +168,10 @@ export function tableKeyString(spec: NetworkSpec, backend: string, batchSize: nu
     `c${spec.numClasses}`,
     spec.layout,
     `full${spec.lastStageFull ? 1 : 0}`,
-    backend.replace(/[^A-Za-z0-9_-]/g, '_'),
-    `b${batchSize}`,
-  ].join('.');
+  ];
 }
 
 /** The key string of a table without backend and batch: what "latest for the network" matches. */
 export function networkKeyString(spec: NetworkSpec): string {
-  return tableKeyString(spec, '', 0).split('.').slice(0, 7).join('.');
+  return networkKeyParts(spec).join('.');
 }

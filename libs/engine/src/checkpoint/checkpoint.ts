@@ -52,6 +52,8 @@ export interface CheckpointManifest<C = unknown> {
   spec: NetworkSpec;
   /** Initialisation seed of the PruningNet. */
   seed: number;
+  /** False for the ablation without weight prediction; absent (older checkpoints) = true. */
+  weightPrediction?: boolean;
   position: TrainPosition;
   /** Step up to which every generator row is current. */
   flushedAt: number;
@@ -148,6 +150,7 @@ export async function saveCheckpoint<C>(
     format: CHECKPOINT_FORMAT,
     spec: pnet.net.spec,
     seed: pnet.seed,
+    ...(pnet.weightPrediction ? {} : { weightPrediction: false }),
     position,
     flushedAt: pnet.flushedAt,
     config: options.config,
@@ -284,8 +287,15 @@ export async function loadCheckpoint<C = unknown>(
   const dir = await resolveCheckpoint(path);
   const manifest = await readManifest<C>(dir);
   const net = buildNetwork(manifest.spec);
+  const weightPrediction = manifest.weightPrediction ?? true;
   let pnet = options.into;
   if (pnet) {
+    if (pnet.weightPrediction !== weightPrediction) {
+      throw new CheckpointError(
+        join(dir, MANIFEST),
+        `is ${weightPrediction ? 'with' : 'without'} weight prediction, the PruningNet being trained ${pnet.weightPrediction ? 'with' : 'without'}`,
+      );
+    }
     if (JSON.stringify(pnet.net.spec) !== JSON.stringify(net.spec)) {
       throw new CheckpointError(
         join(dir, MANIFEST),
@@ -295,8 +305,9 @@ export async function loadCheckpoint<C = unknown>(
   } else {
     pnet = new PruningNet(
       net,
-      allocState(buildLayout(net), options.shared ?? false),
+      allocState(buildLayout(net, { weightPrediction }), options.shared ?? false),
       manifest.seed,
+      weightPrediction,
     );
   }
   const blobs = blobsOf(pnet.state);

@@ -33,6 +33,8 @@ export interface SharedImageSet {
 export interface EvalWorkerInit {
   spec: unknown;
   seed: number;
+  /** The PruningNet's `weightPrediction` (false: the ablation without it). */
+  weightPrediction: boolean;
   backend?: string;
   state: SharedStateHandle;
   recal: SharedImageSet;
@@ -98,6 +100,7 @@ export class EvaluatorPool {
     const init: EvalWorkerInit = {
       spec: pnet.net.spec,
       seed: pnet.seed,
+      weightPrediction: pnet.weightPrediction,
       backend: options.backend,
       state: shareState(pnet.state, 'EvaluatorPool'),
       recal: sharedSet(sets.recal),

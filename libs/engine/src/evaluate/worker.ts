@@ -14,9 +14,14 @@ const port = parentPort;
 if (!port) throw new Error('evaluator worker started outside a worker thread');
 
 const net = buildNetwork(init.spec as NetworkSpec);
-const layout = buildLayout(net);
+const layout = buildLayout(net, { weightPrediction: init.weightPrediction });
 // Only the parameters are read; the optimiser state is never touched here.
-const pnet = new PruningNet(net, mapSharedState(init.state, layout), init.seed);
+const pnet = new PruningNet(
+  net,
+  mapSharedState(init.state, layout),
+  init.seed,
+  init.weightPrediction,
+);
 const kernels = GenKernels.for(pnet.state, layout);
 if (pnet.layout.totalRows !== layout.totalRows) throw new Error('layout mismatch');
 

@@ -54,10 +54,16 @@ export class CatchUp {
   }
 }
 
-/** The generator input of a layer: the scales of `layer.code` (scale 1 for fixed widths). */
+/**
+ * The generator input of a layer: the scales of `layer.code` (scale 1 for fixed widths;
+ * the constant 1 without weight prediction, whatever the encoding).
+ */
 export function layerCode(g: GenLayout, enc: Encoding, out: Float64Array): Float64Array {
   const code = g.layer.code;
-  if (code.length === 0) out[0] = 1;
+  if (g.codeFree || code.length === 0) {
+    out[0] = 1;
+    return out;
+  }
   for (let k = 0; k < code.length; k++) out[k] = scaleOf(code[k] ?? null, enc);
   return out;
 }

@@ -23,6 +23,11 @@ export interface GenLayout {
   readonly index: number;
   readonly layer: Layer;
   readonly kind: 'conv' | 'depthwise';
+  /**
+   * No weight prediction (the RQ5 ablation): the generator's input is the constant 1, not
+   * the layer's scales, so it produces one shared max-width tensor cropped per candidate.
+   */
+  readonly codeFree: boolean;
   readonly codeLen: number;
   readonly hidden: number;
   readonly cinMax: number;
@@ -54,6 +59,8 @@ export interface FcLayout {
 
 export interface PruningNetLayout {
   readonly net: Network;
+  /** False for the ablation without weight prediction (every generator `codeFree`). */
+  readonly weightPrediction: boolean;
   /** One entry per net.layers index: a generator or the fc. */
   readonly gens: readonly (GenLayout | null)[];
   readonly fcs: readonly FcLayout[];
@@ -69,7 +76,16 @@ export interface PruningNetLayout {
   readonly gradArenaSize: number;
 }
 
-export function buildLayout(net: Network): PruningNetLayout {
+export interface LayoutOptions {
+  /**
+   * Default true: each generator maps the layer's encoding to its weights (MetaPruning).
+   * False: the ablation without weight prediction — generators get a constant input.
+   */
+  weightPrediction?: boolean;
+}
+
+export function buildLayout(net: Network, options: LayoutOptions = {}): PruningNetLayout {
+  const weightPrediction = options.weightPrediction ?? true;
   const gens: (GenLayout | null)[] = [];
   const fcs: FcLayout[] = [];
   let rowOff = 0;
@@ -97,12 +113,13 @@ export function buildLayout(net: Network): PruningNetLayout {
     const cinMax = layer.in.max;
     const coutMax = layer.kind === 'depthwise' ? 1 : layer.out.max;
     const rows = cinMax * coutMax * kk;
-    const codeLen = Math.max(1, layer.code.length);
+    const codeLen = weightPrediction ? Math.max(1, layer.code.length) : 1;
     const hidden = layer.hidden;
     gens.push({
       index,
       layer,
       kind: layer.kind,
+      codeFree: !weightPrediction,
       codeLen,
       hidden,
       cinMax,
@@ -127,6 +144,7 @@ export function buildLayout(net: Network): PruningNetLayout {
   });
   return {
     net,
+    weightPrediction,
     gens,
     fcs: placed,
     totalRows: rowOff,

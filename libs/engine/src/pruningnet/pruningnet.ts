@@ -23,6 +23,12 @@ export interface PruningNetOptions {
   seed?: number;
   /** Allocate parameters in SharedArrayBuffers (for worker threads). Default false. */
   shared?: boolean;
+  /**
+   * Default true (MetaPruning). False: the ablation without weight prediction — every
+   * generator sees a constant input, so each layer has one shared max-width weight tensor
+   * (its generator's output) that candidates crop; trained and evaluated the same way.
+   */
+  weightPrediction?: boolean;
 }
 
 export class PruningNet {
@@ -41,8 +47,9 @@ export class PruningNet {
     readonly net: Network,
     readonly state: PruningNetState,
     readonly seed: number,
+    readonly weightPrediction = true,
   ) {
-    this.layout = buildLayout(net);
+    this.layout = buildLayout(net, { weightPrediction });
     this.index = layerIndex(net);
   }
 
@@ -69,7 +76,13 @@ export class PruningNet {
 
 export function createPruningNet(net: Network, options: PruningNetOptions = {}): PruningNet {
   const seed = options.seed ?? 0;
-  const pnet = new PruningNet(net, allocState(buildLayout(net), options.shared ?? false), seed);
+  const weightPrediction = options.weightPrediction ?? true;
+  const pnet = new PruningNet(
+    net,
+    allocState(buildLayout(net, { weightPrediction }), options.shared ?? false),
+    seed,
+    weightPrediction,
+  );
   initParams(pnet.layout, pnet.state.params, hashSeed(seed, 0x9e7));
   return pnet;
 }

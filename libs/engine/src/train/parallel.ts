@@ -40,6 +40,8 @@ export interface ParallelStepperOptions {
 
 export interface TrainWorkerInit {
   spec: unknown;
+  /** The PruningNet's `weightPrediction` (false: the ablation without it). */
+  weightPrediction: boolean;
   shard: number;
   shards: number;
   backend?: string;
@@ -102,6 +104,7 @@ export class ParallelStepper implements Stepper {
     );
     const base = {
       spec: pnet.net.spec,
+      weightPrediction: pnet.weightPrediction,
       shards: this.shards,
       backend: options.backend,
       state: shareState(state, 'ParallelStepper'),

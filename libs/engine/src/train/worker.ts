@@ -28,7 +28,7 @@ function reply(m: TrainWorkerReply): void {
 }
 
 const net = buildNetwork(init.spec as NetworkSpec);
-const layout = buildLayout(net);
+const layout = buildLayout(net, { weightPrediction: init.weightPrediction });
 const index = layerIndex(net);
 const st: PruningNetState = mapSharedState(init.state, layout);
 // Claim this thread's scratch slot for the generator kernels now (reported, so the main
