@@ -1,6 +1,15 @@
 import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { profileCommandFor } from '@metaprune/controller';
+import {
+  buildNetwork,
+  LatencyPredictor,
+  type LatencyTable,
+  networkFingerprint,
+} from '@metaprune/core';
+import { afterAll, describe, expect, it } from 'vitest';
 
 // The CLI as users run it: the built entry point in a real process.
 const root = join(import.meta.dirname, '..', '..', '..');
@@ -93,11 +102,80 @@ describe('metaprune CLI', () => {
       /--latency-batch: "0" is out of range/,
     ],
     [['search', '--pruningnet', 'p'], /give a budget: .*--max-latency-ms L --device NAME/],
+    [
+      ['profile', '--network', 'mobilenetv2', '--dataset', 'mnist', '--device', 'x'],
+      /--dataset: unknown value "mnist"; allowed fashion-mnist, cifar10/,
+    ],
   ])('bad input %j exits 2 with one line on stderr', (args, message) => {
     const r = run(...(args as string[]));
     expect(r.code).toBe(2);
     expect(r.err).toMatch(message as RegExp);
     expect(r.err.trim().split('\n')).toHaveLength(1);
     expect(r.err).not.toMatch(/\s+at\s/);
+  });
+});
+
+// The table a Fashion-MNIST search needs (1 input channel): the command the controller's
+// FAILED_PRECONDITION prints, and `--dataset fashion-mnist`, both measure exactly that network.
+describe('metaprune profile for a Fashion-MNIST PruningNet', () => {
+  const fmnist = buildNetwork({
+    family: 'mobilenetv2',
+    preset: 'small',
+    width: 0.25,
+    inputChannels: 1,
+  });
+  // a 2x2 grid, one fit network, no warm-up: seconds, not a usable table
+  const quick = ['--grid', '2', '--fit', '1', '--repeats', '1', '--warmup', '0'];
+  const profile = (args: string[], file: string) => {
+    const r = run(
+      'profile',
+      ...args,
+      ...quick,
+      '--warmup-ms',
+      '0',
+      '--backend',
+      'cpu',
+      '--out',
+      file,
+      '--json',
+    );
+    expect(r.code, r.err).toBe(0);
+    return {
+      json: JSON.parse(r.out) as Record<string, unknown>,
+      table: JSON.parse(readFileSync(file, 'utf8')) as LatencyTable,
+    };
+  };
+  const dir = mkdtempSync(join(tmpdir(), 'metaprune-profile-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it("the controller's suggested command measures the search's network", () => {
+    const cmd = profileCommandFor('t', fmnist, {
+      device: 't',
+      backend: '',
+      batchSize: 1,
+      version: 0,
+    });
+    expect(cmd).toContain('--input-channels 1');
+    const args = cmd.replace(/^metaprune profile /, '').split(' ');
+    const { json, table } = profile(args, join(dir, 'suggested.json'));
+    expect(table.network).toEqual(fmnist.spec);
+    expect(table.fingerprint).toBe(networkFingerprint(fmnist));
+    expect(json).toMatchObject({ input_size: 32, input_channels: 1, classes: 10 });
+    // the constant of this tiny coarse table is never negative, whatever the residuals
+    expect(table.constantMs).toBeGreaterThanOrEqual(0);
+    expect(json['constant_ms']).toBe(Math.max(0, json['fit_median_residual_ms'] as number));
+    expect(new LatencyPredictor(fmnist, table).lowerBoundMs()).toBeGreaterThan(0);
+  });
+
+  it('--dataset fashion-mnist sets 1 input channel and 10 classes; explicit flags win', () => {
+    const base = ['--device', 't', '--network', 'mobilenetv2', '--preset', 'small'];
+    const a = profile([...base, '--width', '0.25', '--dataset', 'fashion-mnist'], join(dir, 'a'));
+    expect(a.table.network).toEqual(fmnist.spec);
+    const b = profile(
+      [...base, '--width', '0.25', '--dataset', 'fashion-mnist', '--input-channels', '3'],
+      join(dir, 'b'),
+    );
+    expect(b.table.network.inputChannels).toBe(3);
+    expect(b.json['classes']).toBe(10);
   });
 });

@@ -356,6 +356,91 @@ describe('fitting and error statistics', () => {
     expect(() => fitLatencyConstant([])).toThrow();
   });
 
+  // Hand-worked: the constant is the c >= 0 minimising sum |measured - layerSum - c|.
+  it('never fits a negative constant: the constrained fit clips the median residual at 0', () => {
+    // residuals -0.25, -0.125, +0.0625 (dyadic, exact): median -0.125 -> constrained 0
+    expect(
+      fitLatencyConstant([
+        { measuredMs: 1, layerSumMs: 1.25 },
+        { measuredMs: 2, layerSumMs: 2.125 },
+        { measuredMs: 1.5625, layerSumMs: 1.5 },
+      ]),
+    ).toBe(0);
+    // every residual negative (rows sum to more than the forward): still 0
+    expect(
+      fitLatencyConstant([
+        { measuredMs: 1, layerSumMs: 4 },
+        { measuredMs: 2, layerSumMs: 3 },
+      ]),
+    ).toBe(0);
+    // a true constant of exactly 0.25 ms (measured = sum + 0.25) is recovered exactly
+    expect(
+      fitLatencyConstant(
+        [0.5, 1.75, 3, 2.25].map((sum) => ({ measuredMs: sum + 0.25, layerSumMs: sum })),
+      ),
+    ).toBe(0.25);
+    // an even count: the midpoint of the middle residuals, 0.0625 and 0.1875 -> 0.125
+    expect(
+      fitLatencyConstant([
+        { measuredMs: 1.0625, layerSumMs: 1 },
+        { measuredMs: 2.1875, layerSumMs: 2 },
+        { measuredMs: 3.5, layerSumMs: 3 },
+        { measuredMs: 4, layerSumMs: 4.5 },
+      ]),
+    ).toBe(0.125);
+  });
+
+  it('the fitted constant minimises the absolute deviations over c >= 0 (brute force)', () => {
+    const rng = new Rng(17);
+    for (let trial = 0; trial < 40; trial++) {
+      // residuals centred anywhere from clearly negative to clearly positive
+      const centre = -3 + 6 * rng.next();
+      const n = 1 + Math.floor(rng.next() * 12);
+      const samples = Array.from({ length: n }, () => {
+        const layerSumMs = 1 + 3 * rng.next();
+        return { layerSumMs, measuredMs: layerSumMs + centre + 0.5 * (rng.next() - 0.5) };
+      });
+      const loss = (c: number) =>
+        samples.reduce((s, x) => s + Math.abs(x.measuredMs - x.layerSumMs - c), 0);
+      const c = fitLatencyConstant(samples);
+      expect(c).toBeGreaterThanOrEqual(0);
+      let best = Number.POSITIVE_INFINITY;
+      for (let k = 0; k <= 4000; k++) best = Math.min(best, loss(k * 0.001));
+      // no feasible c on a 1 µs grid does better (up to the grid step times n)
+      expect(loss(c)).toBeLessThanOrEqual(best + 1e-12);
+      expect(loss(c)).toBeGreaterThanOrEqual(best - 0.001 * n);
+    }
+  });
+
+  it('a table whose rows overstate the layers predicts >= 0 with a positive lower bound', () => {
+    // every row 0.05 ms: any candidate's layer sum is 0.05 x (number of layers), by hand
+    const L = NET.layers.length;
+    expect(L).toBe(53);
+    const flat = syntheticTable(NET, 'full', () => 0.05, 0);
+    // the forwards really take 0.04 ms per layer + 0.3 ms overhead: residual 0.3 - 0.01 L < 0
+    const measured = 0.04 * L + 0.3;
+    const fit = encodings(NET, 5).map(() => ({ measuredMs: measured, layerSumMs: 0.05 * L }));
+    expect(measured - 0.05 * L).toBeCloseTo(-0.23, 12);
+    const c = fitLatencyConstant(fit);
+    expect(c).toBe(0);
+    const p = new LatencyPredictor(NET, { ...flat, constantMs: c });
+    for (const enc of encodings(NET, 20)) expect(p.predict(enc)).toBeCloseTo(0.05 * L, 12);
+    expect(p.lowerBoundMs()).toBeCloseTo(2.65, 12);
+    // a table fitted before the constraint (constant -2 ms, more than some candidates' sum):
+    // read as 0, so predictions and the lower bound stay the non-negative layer sums
+    const old = new LatencyPredictor(NET, { ...flat, constantMs: -2 });
+    expect(old.constantMs).toBe(0);
+    expect(old.lowerBoundMs()).toBeCloseTo(2.65, 12);
+    const tiny = syntheticTable(NET, 'full', bumpy, -3);
+    const pt = new LatencyPredictor(NET, tiny);
+    expect(pt.lowerBoundMs()).toBeGreaterThan(0);
+    for (const enc of encodings(NET, 50)) {
+      expect(pt.predict(enc)).toBe(pt.layerSumMs(enc));
+      expect(pt.predict(enc)).toBeGreaterThan(0);
+      expect(pt.explain(enc).predictedMs).toBeGreaterThan(0);
+    }
+  });
+
   it('reports median / p95 / max absolute relative error', () => {
     const s = latencyErrorStats([
       { predictedMs: 1.1, measuredMs: 1 },

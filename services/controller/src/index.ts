@@ -1,11 +1,14 @@
 export { CONTROLLER_CONFIG } from './config.js';
 export {
   compileLatencyTable,
+  describeNetworkShape,
   GrpcLatencyTables,
+  type HeldLatencyTable,
   type LatencyQuery,
   type LatencyTableRef,
   type LatencyTableSource,
   latencyTwin,
+  profileCommandFor,
   type ResolvedLatencyTable,
   StaticLatencyTables,
 } from './latency.js';

@@ -12,6 +12,7 @@ import {
   type LatencyTable,
   type Network,
   type NetworkSpec,
+  PRESETS,
   ValidationError,
 } from '@metaprune/core';
 import {
@@ -122,14 +123,90 @@ function unknownDevice(field: string, device: string, where: string): InvalidArg
   );
 }
 
+/** A table a device holds, as listed in a missing-table error. */
+export interface HeldLatencyTable {
+  /** Undefined when this build cannot read the table's key. */
+  spec?: NetworkSpec;
+  backend: string;
+  batchSize: number;
+  version: number;
+}
+
+/** The network's shape in words: what a table for the search must have been measured for. */
+export function describeNetworkShape(network: Network): string {
+  const spec = network.spec;
+  // MobileNets ignore lastStageFull (latencyTwin): only mention it where it matters
+  const last = spec.lastStageFull || latencyTwin(network) ? '' : ', last stage pruned';
+  return `${spec.family}, preset ${spec.preset}, width ${spec.width}, input ${spec.inputSize}x${spec.inputSize} with ${spec.inputChannels} channel${spec.inputChannels === 1 ? '' : 's'}, ${spec.numClasses} classes, layout ${spec.layout}${last}`;
+}
+
+/**
+ * The `metaprune profile` command line that measures the table a search of `network` with
+ * query `q` needs on `device`: network flags for every field off the preset's defaults
+ * (`--input-channels 1` for a Fashion-MNIST PruningNet of the small preset), `--backend` /
+ * `--batch` when the budgets ask for them.
+ */
+export function profileCommandFor(device: string, network: Network, q: LatencyQuery): string {
+  const spec = network.spec;
+  const preset = PRESETS[spec.preset];
+  const flags = [
+    `--device ${device}`,
+    `--network ${spec.family}`,
+    `--preset ${spec.preset}`,
+    `--width ${spec.width}`,
+  ];
+  if (spec.inputSize !== preset.inputSize) flags.push(`--input-size ${spec.inputSize}`);
+  if (spec.inputChannels !== preset.inputChannels)
+    flags.push(`--input-channels ${spec.inputChannels}`);
+  if (spec.numClasses !== preset.numClasses) flags.push(`--classes ${spec.numClasses}`);
+  if (spec.layout !== 'metapruning') flags.push(`--layout ${spec.layout}`);
+  // MobileNets ignore the flag (a table for the twin spec is found as well)
+  if (!spec.lastStageFull && !latencyTwin(network)) flags.push('--prune-last-stage');
+  if (q.backend) flags.push(`--backend ${q.backend}`);
+  if (q.batchSize !== 1) flags.push(`--batch ${q.batchSize}`);
+  return `metaprune profile ${flags.join(' ')}`;
+}
+
+/** How a held table differs from what the search asks for, e.g. `input channels 3, not 1`. */
+function tableDifferences(t: HeldLatencyTable, q: LatencyQuery, network: Network): string[] {
+  const want = network.spec;
+  const diff: string[] = [];
+  const cmp = (what: string, has: unknown, needs: unknown) => {
+    if (has !== needs) diff.push(`${what} ${String(has)}, not ${String(needs)}`);
+  };
+  if (t.spec) {
+    cmp('network', t.spec.family, want.family);
+    cmp('preset', t.spec.preset, want.preset);
+    cmp('width', t.spec.width, want.width);
+    cmp('input size', t.spec.inputSize, want.inputSize);
+    cmp('input channels', t.spec.inputChannels, want.inputChannels);
+    cmp('classes', t.spec.numClasses, want.numClasses);
+    cmp('layout', t.spec.layout, want.layout);
+    if (!latencyTwin(network)) cmp('last stage full', t.spec.lastStageFull, want.lastStageFull);
+  }
+  if (q.backend) cmp('backend', t.backend, q.backend);
+  cmp('batch size', t.batchSize, q.batchSize);
+  return diff;
+}
+
+const MAX_LISTED_TABLES = 8;
+
 function noTable(
   field: string,
   q: LatencyQuery,
   network: Network,
-  has: readonly string[],
+  deviceName: string,
+  has: readonly HeldLatencyTable[],
 ): FailedPreconditionError {
+  const listed = has.slice(-MAX_LISTED_TABLES).map((t) => {
+    const key = t.spec ? tableKeyString(t.spec, t.backend, t.batchSize) : '?';
+    const diff = tableDifferences(t, q, network);
+    return `${key} v${t.version}${diff.length ? ` (${diff.join(', ')})` : ''}`;
+  });
+  if (has.length > MAX_LISTED_TABLES)
+    listed.unshift(`${has.length - MAX_LISTED_TABLES} more, then`);
   return new FailedPreconditionError(
-    `${field}.latencyDeviceId: device "${q.device}" has no latency table for ${describeQuery(q, network)} (it has ${has.length ? has.join('; ') : 'none'}); measure one with \`metaprune profile --device ${q.device}\` and the search's network flags`,
+    `${field}.latencyDeviceId: device "${q.device}" has no latency table for ${describeQuery(q, network)}: the search's network is ${describeNetworkShape(network)} (it has ${listed.length ? listed.join('; ') : 'none'}); measure one on that device with \`${profileCommandFor(deviceName, network, q)}\``,
   );
 }
 
@@ -195,7 +272,13 @@ export class StaticLatencyTables implements LatencyTableSource {
         field,
         q,
         network,
-        dev.tables.map((t) => `${tableKeyString(t.network, t.backend, t.batchSize)} v${t.version}`),
+        dev.name,
+        dev.tables.map((t) => ({
+          spec: t.network,
+          backend: t.backend,
+          batchSize: t.batchSize,
+          version: t.version ?? 0,
+        })),
       );
     }
     return compileLatencyTable(table, dev.deviceId, q, network, field);
@@ -259,20 +342,21 @@ export class GrpcLatencyTables implements LatencyTableSource {
       }
     }
     if (!table) {
-      const has = dev.tables.map((t) => {
-        let net = '?';
+      const has = dev.tables.map((t): HeldLatencyTable => {
+        let spec: NetworkSpec | undefined;
         try {
-          net = tableKeyString(
-            specFromProto(t.key?.network),
-            t.key?.backend ?? '',
-            t.key?.batchSize ?? 0,
-          );
+          spec = specFromProto(t.key?.network);
         } catch {
-          // a key this build cannot read: leave it as '?'
+          // a key this build cannot read: listed as '?'
         }
-        return `${net} v${t.version}`;
+        return {
+          ...(spec ? { spec } : {}),
+          backend: t.key?.backend ?? '',
+          batchSize: t.key?.batchSize ?? 0,
+          version: t.version,
+        };
       });
-      throw noTable(field, q, network, has);
+      throw noTable(field, q, network, dev.name || q.device, has);
     }
     return compileLatencyTable(table, dev.deviceId, q, network, field);
   }

@@ -14,6 +14,7 @@ import { common, controller } from '@metaprune/proto';
 import { FailedPreconditionError, InvalidArgumentError } from '@metaprune/runtime';
 import { describe, expect, it } from 'vitest';
 import {
+  describeNetworkShape,
   InProcessPoolFactory,
   type InProcessScorer,
   type LatencyTableSource,
@@ -21,6 +22,7 @@ import {
   latencyTwin,
   MemoryMemoStore,
   MemorySearchStore,
+  profileCommandFor,
   SearchManager,
   StaticLatencyTables,
   StaticPruningNets,
@@ -239,6 +241,79 @@ describe('latency budget validation', () => {
     );
     expect(err!.message).toMatch(/batch size 8/);
     expect(err!.message).toMatch(/wasm\.b1 v2/);
+  });
+
+  it('a table for 3 input channels and a 1-channel (Fashion-MNIST) search: names the shape and the profile command', async () => {
+    const fmnist = buildNetwork({ ...net.spec, inputChannels: 1 });
+    const q = { device: 'lab', backend: '', batchSize: 1, version: 0 };
+    const err = await tables(V1)
+      .resolve(q, fmnist, 'budgets[0]')
+      .then(
+        () => undefined,
+        (e: unknown) => e as Error,
+      );
+    expect(err).toBeInstanceOf(FailedPreconditionError);
+    const m = err!.message;
+    expect(m).toMatch(
+      /^budgets\[0\]\.latencyDeviceId: device "lab" has no latency table for mobilenetv2\.small\.w0\.5\.i32x1\.c10\.metapruning\.full0, batch size 1/,
+    );
+    expect(m).toContain(
+      "the search's network is mobilenetv2, preset small, width 0.5, input 32x32 with 1 channel, 10 classes, layout metapruning",
+    );
+    // what it has, and how that differs
+    expect(m).toContain(
+      '(it has mobilenetv2.small.w0.5.i32x3.c10.metapruning.full0.wasm.b1 v1 (input channels 3, not 1))',
+    );
+    expect(m).toMatch(
+      /measure one on that device with `metaprune profile --device lab --network mobilenetv2 --preset small --width 0\.5 --input-channels 1`$/,
+    );
+    // by device id, the command still names the device by name; backend and batch carried
+    const err2 = await tables(V1)
+      .resolve({ device: 'dev-1', backend: 'wasm', batchSize: 4, version: 0 }, fmnist, 'budgets[2]')
+      .then(
+        () => undefined,
+        (e: unknown) => e as Error,
+      );
+    expect(err2!.message).toContain('(input channels 3, not 1, batch size 1, not 4)');
+    expect(err2!.message).toContain(
+      '`metaprune profile --device lab --network mobilenetv2 --preset small --width 0.5 --input-channels 1 --backend wasm --batch 4`',
+    );
+    // a device with no tables at all
+    const err3 = await tables(V1)
+      .resolve({ ...q, device: 'phone' }, fmnist, 'budgets[0]')
+      .then(
+        () => undefined,
+        (e: unknown) => e as Error,
+      );
+    expect(err3!.message).toMatch(
+      /\(it has none\); measure one on that device with `metaprune profile --device phone /,
+    );
+  });
+
+  it('profileCommandFor: flags for every field off the preset defaults', () => {
+    const q = { device: 'x', backend: '', batchSize: 1, version: 0 };
+    expect(profileCommandFor('lab', net, q)).toBe(
+      'metaprune profile --device lab --network mobilenetv2 --preset small --width 0.5',
+    );
+    const odd = buildNetwork({
+      family: 'resnet50',
+      preset: 'imagenet',
+      width: 0.25,
+      inputSize: 96,
+      inputChannels: 1,
+      numClasses: 10,
+      lastStageFull: false,
+    });
+    expect(profileCommandFor('lab', odd, { ...q, backend: 'cpu' })).toBe(
+      'metaprune profile --device lab --network resnet50 --preset imagenet --width 0.25 --input-size 96 --input-channels 1 --classes 10 --prune-last-stage --backend cpu',
+    );
+    const std = buildNetwork({ ...net.spec, layout: 'standard', lastStageFull: false });
+    expect(profileCommandFor('lab', std, q)).toBe(
+      'metaprune profile --device lab --network mobilenetv2 --preset small --width 0.5 --layout standard',
+    );
+    expect(describeNetworkShape(odd)).toBe(
+      'resnet50, preset imagenet, width 0.25, input 96x96 with 1 channel, 10 classes, layout metapruning, last stage pruned',
+    );
   });
 
   it('latencyRequestOf: one request for equal budgets, batch 0 meaning 1', () => {

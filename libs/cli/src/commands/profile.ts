@@ -2,6 +2,7 @@ import { resolve } from 'node:path';
 import {
   type LatencyGrid,
   type LatencyTable,
+  median,
   planLatencyTable,
   SCALE_COUNT,
 } from '@metaprune/core';
@@ -25,11 +26,20 @@ import {
 export const profileHelp = `metaprune profile --network mobilenetv2 [--preset small] [--width 0.5] --device NAME [flags]
   Measures a latency lookup table on this machine with a tfjs backend: every layer over the
   (Cin, Cout) grid the search space allows (warm-up, repeats, median and spread), then the
-  constant = median(measured - sum of layers) over a few random whole networks. Progress
+  constant = max(0, median(measured - sum of layers)) over a few random whole networks
+  (a fixed overhead is never negative). Progress
   on stderr. Uploads the table to the latency profiler when one answers (registering the
   device on first use; its upload token is kept in $METAPRUNE_HOME/latency/devices.json),
   otherwise writes it to $METAPRUNE_HOME/latency/<device>/<network>.json (or --out).
   --device NAME          device name, [A-Za-z0-9._-]{1,64} (required)
+  --network F [--preset P --width W --input-size N --input-channels C --classes K
+   --layout L --prune-last-stage]
+                         the network; a table for a search must be for the PruningNet's
+                         network: the same flags as its training (see --dataset)
+  --dataset D            fashion-mnist or cifar10: input channels and classes of a PruningNet
+                         trained on D (fashion-mnist: 1 channel, 10 classes), as
+                         \`metaprune train --remote --dataset D\` sets them; explicit
+                         --input-channels / --classes win
   --backend B            auto (default), wasm, cpu, tensorflow, tensorflow-gpu
   --batch N              images per forward (default 1: single-image inference latency)
   --grid full|K          full (default): every allowed (Cin, Cout); K: K points per axis,
@@ -104,6 +114,7 @@ async function upload(
 export async function profileCommand(argv: string[]): Promise<number> {
   const v = parseFlags(argv, {
     ...NETWORK_OPTIONS,
+    dataset: { type: 'string' },
     device: { type: 'string' },
     backend: { type: 'string' },
     batch: { type: 'string' },
@@ -122,7 +133,7 @@ export async function profileCommand(argv: string[]): Promise<number> {
     json: { type: 'boolean' },
   });
   const device = deviceFromFlags(v);
-  const net = networkFromFlags(v);
+  const net = networkFromFlags(v, { datasetFlag: true });
   const grid = gridFromFlags(v);
   const backendFlag = oneOf(
     v,
@@ -154,7 +165,7 @@ export async function profileCommand(argv: string[]): Promise<number> {
   const measurements = engine.measurementCount(net, grid, method);
   const s = net.spec;
   process.stderr.write(
-    `profiling ${s.family}/${s.preset} width ${s.width} (input ${s.inputSize}) on ${info.name}` +
+    `profiling ${s.family}/${s.preset} width ${s.width} (input ${s.inputSize}x${s.inputSize}x${s.inputChannels}, ${s.numClasses} classes) on ${info.name}` +
       `${info.name === 'wasm' ? (info.simd ? ' SIMD' : ' no-SIMD') : ''}, batch ${batchSize}: ` +
       `${plan.rows} table rows (grid ${grid === 'full' ? 'full' : `${grid.points}x${grid.points}`}), ${method}: ${measurements} ${method === 'in-context' ? 'forwards' : 'layer measurements'}, ${workers} worker${workers > 1 ? 's' : ''}\n`,
   );
@@ -190,8 +201,11 @@ export async function profileCommand(argv: string[]): Promise<number> {
   });
   bar.finish();
   const table = result.table;
+  // the unconstrained fit: when it is negative the rows overstate the forwards and the
+  // constant is clipped to 0 (see fitLatencyConstant)
+  const medianResidualMs = median(result.fit.map((f) => f.measuredMs - f.layerSumMs));
   process.stderr.write(
-    `constant ${table.constantMs.toFixed(4)} ms fitted over ${fit} networks; ${result.layerSeconds.toFixed(1)} s layers + ${result.fitSeconds.toFixed(1)} s fit\n`,
+    `constant ${table.constantMs.toFixed(4)} ms fitted over ${fit} networks${medianResidualMs < 0 ? ` (median residual ${medianResidualMs.toFixed(4)} ms clipped to 0: a fixed overhead is never negative; the rows sum to more than whole forwards, so predictions will run high, usually rows timed in a process not yet warm: raise --warmup-ms / --repeats)` : ''}; ${result.layerSeconds.toFixed(1)} s layers + ${result.fitSeconds.toFixed(1)} s fit\n`,
   );
 
   let validation: Awaited<ReturnType<typeof engine.measurePredictionError>> | undefined;
@@ -245,6 +259,9 @@ export async function profileCommand(argv: string[]): Promise<number> {
         network: s.family,
         preset: s.preset,
         width: s.width,
+        input_size: s.inputSize,
+        input_channels: s.inputChannels,
+        classes: s.numClasses,
         backend: table.backend,
         batch_size: table.batchSize,
         rows: table.rows.length,
@@ -252,6 +269,7 @@ export async function profileCommand(argv: string[]): Promise<number> {
         measurements,
         interpolated: table.interpolated,
         constant_ms: table.constantMs,
+        fit_median_residual_ms: medianResidualMs,
         seconds,
         ...(uploaded
           ? {

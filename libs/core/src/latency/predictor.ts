@@ -13,7 +13,7 @@ export interface LayerLatency {
 }
 
 export interface LatencyPrediction {
-  /** Sum of the layer terms plus the table's constant, milliseconds. */
+  /** Sum of the layer terms plus the table's constant (read as 0 when negative), milliseconds. */
   readonly predictedMs: number;
   readonly constantMs: number;
   readonly layers: readonly LayerLatency[];
@@ -92,6 +92,8 @@ const S = SCALE_COUNT;
  * candidates at generation time.
  *
  *   predicted = (sum over layers, in `net.layers` order, of the layer's term) + constantMs
+ *
+ * with constantMs = max(0, table.constantMs): every term is >= 0, so is every prediction.
  */
 export class LatencyPredictor {
   readonly constantMs: number;
@@ -107,7 +109,10 @@ export class LatencyPredictor {
     opts: LatencyPredictorOptions = {},
   ) {
     if (opts.validate ?? true) validateLatencyTable(net, table);
-    this.constantMs = table.constantMs;
+    // A forward's fixed overhead is >= 0 (fitLatencyConstant never fits less); tables
+    // fitted before that was enforced may carry a negative constant: read it as 0, so no
+    // prediction (nor lowerBoundMs) goes below the sum of its non-negative rows.
+    this.constantMs = Math.max(0, table.constantMs);
     const layers = net.layers;
     this.n = layers.length;
     this.inGene = new Int32Array(this.n);

@@ -25,15 +25,23 @@ export function iqr(values: readonly number[]): number {
 }
 
 /**
- * The table constant: median over a few encodings of (measured whole-network latency -
- * sum of the layer terms). The median keeps one disturbed measurement from moving it.
+ * The table constant: the least-absolute-deviations fit of `measured = layerSum + c` over a
+ * few encodings, constrained to c >= 0. Unconstrained, that is the median of the residuals
+ * (measured whole-network latency - sum of the layer terms); the median keeps one disturbed
+ * measurement from moving it. The constant is the fixed overhead of a forward (handing the
+ * input over, reading the logits back), which cannot be negative, yet small networks and
+ * coarse (interpolated) grids can have rows that sum to more than the whole forward and a
+ * negative median residual. The objective sum |r_i - c| is convex in c, so its minimum over
+ * c >= 0 is the unconstrained minimum clipped to 0: max(0, median). Predictions are then
+ * never below the layer sum (rows are >= 0), and such a table errs high, i.e. on the safe
+ * side of a latency budget.
  */
 export function fitLatencyConstant(
   samples: readonly { readonly measuredMs: number; readonly layerSumMs: number }[],
 ): number {
   if (samples.length === 0)
     throw new Error('fitting the latency constant needs at least one sample');
-  return median(samples.map((s) => s.measuredMs - s.layerSumMs));
+  return Math.max(0, median(samples.map((s) => s.measuredMs - s.layerSumMs)));
 }
 
 export interface LatencyErrorStats {

@@ -54,7 +54,11 @@ export interface LatencyTable {
   readonly backend: string;
   /** Images per measured forward pass. */
   readonly batchSize: number;
-  /** Fitted constant added to the sum of layer latencies, milliseconds (may be negative). */
+  /**
+   * Fitted constant added to the sum of layer latencies, milliseconds: the forward's fixed
+   * overhead, >= 0 as fitted by `fitLatencyConstant`. Tables fitted before that was enforced
+   * may hold a negative value; the predictor reads it as 0.
+   */
   readonly constantMs: number;
   /** Untimed runs before the timed repeats, per entry. */
   readonly warmupRuns: number;
