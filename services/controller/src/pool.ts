@@ -286,7 +286,14 @@ export class NatsEvaluation implements PoolFactory {
     const outcomes: (Outcome | undefined)[] = new Array(total).fill(undefined);
     let done = 0;
     let hits = 0;
-    const progress = (): void => hooks.onProgress?.(done, total, hits);
+    // Nothing is reported before the memo AND the stored results have been read: a
+    // controller restarted mid-generation must not report fewer candidates done than its
+    // predecessor did (a result whose memo write was cut short by the kill is only in the
+    // results stream), or watchers would see progress go backwards.
+    let quiet = true;
+    const progress = (): void => {
+      if (!quiet) hooks.onProgress?.(done, total, hits);
+    };
 
     // 1. the memo (any earlier search on this PruningNet version and settings)
     const memo = await Promise.all(ids.map((id) => this.o.memo.get(id).catch(() => undefined)));
@@ -297,7 +304,6 @@ export class NatsEvaluation implements PoolFactory {
         hits++;
       }
     });
-    progress();
 
     // 2. wait for the rest: register first, then look for stored results, then publish
     const pending = new Map<string, { index: number[]; candidate: Candidate; attempt: number }>();
@@ -307,7 +313,11 @@ export class NatsEvaluation implements PoolFactory {
       if (p) p.index.push(i);
       else pending.set(id, { index: [i], candidate: candidates[i]!, attempt: 1 });
     });
-    if (pending.size === 0) return outcomes as Outcome[];
+    if (pending.size === 0) {
+      quiet = false;
+      progress();
+      return outcomes as Outcome[];
+    }
 
     const generation = hooks.generation();
     let finish!: () => void;
@@ -385,6 +395,8 @@ export class NatsEvaluation implements PoolFactory {
           if (r) settle(id, r);
         }),
       );
+      quiet = false;
+      progress();
       await Promise.all([...pending].map(([id, p]) => publish(id, p.candidate, 1)));
       if (pending.size === 0) finish();
 

@@ -3,24 +3,35 @@ import {
   type CandidateEvaluator,
   type EvaluationInput,
   EvaluatorWorker,
+  encodeResult,
   JOBS_STREAM,
   networkFromProto,
   networkToProto,
   RESULTS_STREAM,
+  resolveEvaluationSettings,
+  resultSubject,
   type WeightSource,
 } from '@metaprune/evaluator';
-import { common, controller, weightgen } from '@metaprune/proto';
-import { connectNats, ensureDurableConsumer, NATS_NAMES, openKv } from '@metaprune/runtime';
+import { common, controller, evaluation, weightgen } from '@metaprune/proto';
+import {
+  connectNats,
+  ensureDurableConsumer,
+  NATS_NAMES,
+  openKv,
+  publishWithMsgId,
+} from '@metaprune/runtime';
 import { type NatsServerHandle, startNatsServer } from '@metaprune/testkit';
 import { type JetStreamManager, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   ConflictError,
+  jobIdOf,
   KvMemoStore,
   KvSearchStore,
   NatsEvaluation,
   NatsProgressBus,
+  type PoolContext,
   type ResolvedPruningNet,
   SearchManager,
   StaticPruningNets,
@@ -330,5 +341,68 @@ describe('controller over NATS JetStream with evaluator workers', () => {
     expect(s!.progress!.failed).toBe(0);
     const subjects = await resultSubjects();
     expect(Object.values(subjects).every((n) => n === 1)).toBe(true);
+  });
+  it('a generation reports progress only after the memo AND the stored results are read', async () => {
+    // A controller killed between a result arriving and its memo write leaves that result in
+    // the results stream only. Its successor must not report fewer candidates done than the
+    // killed one did (progress going backwards for watchers): its first report already
+    // counts the stored results, not only the memo.
+    await stopWorkers();
+    const { ev } = await controllerInstance();
+    const js = jetstream(nc);
+    const memo = new KvMemoStore(await openKv(js, NATS_NAMES.memoBucket));
+    const ctx: PoolContext = {
+      searchId: 's-progress',
+      pruningnetId: PN.pruningnetId,
+      pruningnetVersion: PN.version,
+      network: networkFromProto(NET),
+      networkProto: NET,
+      settings: resolveEvaluationSettings({
+        recalibrationBatches: 1,
+        batchSize: 8,
+        validationImages: 16,
+        seed: 99,
+      }),
+      data: PN.data,
+    };
+    const [a, b, c, d] = [1, 2, 3, 4].map((k) => ({
+      encoding: Array.from({ length: PN.geneCount }, (_, i) => (i * k + k) % 30),
+      cost: { macs: 1, params: 1 },
+    }));
+    const stored = async (e: Encoding) => {
+      const jobId = jobIdOf(ctx, e);
+      const r = evaluation.EvaluationResult.fromPartial({
+        jobId,
+        searchId: ctx.searchId,
+        status: evaluation.EvaluationStatus.SUCCEEDED,
+        top1: 0.5,
+        encoding: { genes: [...e] },
+      });
+      await publishWithMsgId(js, resultSubject(jobId), encodeResult(r), jobId);
+    };
+    await memo.put(jobIdOf(ctx, a!.encoding), {
+      top1: 0.4,
+      loss: 1,
+      macs: 1,
+      params: 1,
+      images: 1,
+      evaluatorId: 'x',
+      time: new Date().toISOString(),
+    });
+    await stored(b!.encoding);
+    await stored(c!.encoding);
+    const reports: [number, number, number][] = [];
+    const pool = ev.create(ctx, {
+      generation: () => 0,
+      onProgress: (done, total, hits) => reports.push([done, total, hits]),
+    });
+    const outcomes = pool.evaluate([a!, b!, c!, d!]);
+    await expect.poll(() => reports.length, { timeout: 10_000 }).toBeGreaterThan(0);
+    await stored(d!.encoding); // the last one is answered later
+    expect(await outcomes).toEqual([{ top1: 0.4 }, { top1: 0.5 }, { top1: 0.5 }, { top1: 0.5 }]);
+    expect(reports[0]).toEqual([3, 4, 1]);
+    expect(reports.at(-1)).toEqual([4, 4, 1]);
+    // the stored results were written to the memo on the way
+    expect((await memo.get(jobIdOf(ctx, b!.encoding)))?.top1).toBe(0.5);
   });
 });

@@ -93,6 +93,13 @@ export const EVALUATOR_CONFIG = defineConfig({
     default: 'auto',
     doc: 'tfjs backend (auto = first available: tensorflow-gpu, tensorflow, wasm, cpu)',
   },
+  chaosPoisonFraction: {
+    type: 'float',
+    default: 0,
+    min: 0,
+    max: 1,
+    doc: 'CHAOS, tests only: fraction of candidates (by a hash of the encoding) whose evaluation kills this process with SIGKILL (0 = off)',
+  },
   logLevel: {
     type: 'enum',
     values: ['debug', 'info', 'warn', 'error', 'silent'],

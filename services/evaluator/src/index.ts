@@ -1,3 +1,4 @@
+export { isPoisonCandidate, poisonHash, withPoisonCandidates } from './chaos.js';
 export { EVALUATOR_CONFIG } from './config.js';
 export * from './protocol.js';
 export {

@@ -18,6 +18,7 @@ import {
   onShutdownSignals,
   parseFlags,
 } from '@metaprune/runtime';
+import { withPoisonCandidates } from './chaos.js';
 import { EVALUATOR_CONFIG } from './config.js';
 import { startEvaluator } from './server.js';
 import { GrpcWeightSource } from './weights.js';
@@ -58,7 +59,8 @@ async function main(): Promise<void> {
   const handle = await startEvaluator({
     natsUrl: cfg.natsUrl,
     natsAuth: natsSecurity(cfg),
-    evaluator,
+    // fault injection for resilience tests only, off unless EVALUATOR_CHAOS_POISON_FRACTION > 0
+    evaluator: withPoisonCandidates(evaluator, cfg.chaosPoisonFraction, logger),
     weights: new GrpcWeightSource({
       address: cfg.weightGenerator,
       credentials: tls.credentials,
