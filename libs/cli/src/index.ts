@@ -10,6 +10,9 @@ export { type MacsBudget, macsBudgets, uniformAtLeast } from './pipeline/budgets
 export { type ComparisonRow, comparisonTable } from './pipeline/compare.js';
 export { demoConfig, type PipelineConfig } from './pipeline/config.js';
 export { type DemoResult, runDemo } from './pipeline/demo.js';
+export { type ExperimentResults, runExperiment } from './pipeline/experiment.js';
+export { type ExperimentConfig, experimentConfig } from './pipeline/experiment-config.js';
+export { writeReport } from './pipeline/report.js';
 export { Reporter } from './pipeline/reporter.js';
 export {
   controllerAddress,

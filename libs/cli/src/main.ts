@@ -2,6 +2,7 @@
 import { ValidationError } from '@metaprune/core';
 import { demoCommand, demoHelp } from './commands/demo.js';
 import { evaluateCommand, evaluateHelp } from './commands/evaluate.js';
+import { experimentCommand, experimentHelp } from './commands/experiment.js';
 import { exportCommand, exportHelp } from './commands/export.js';
 import { flopsCommand, flopsHelp } from './commands/flops.js';
 import { latencyCommand, latencyHelp } from './commands/latency.js';
@@ -34,6 +35,11 @@ const COMMANDS: Record<string, Command> = {
     run: evaluateCommand,
     help: evaluateHelp,
     about: 'score one candidate with generated weights',
+  },
+  experiment: {
+    run: experimentCommand,
+    help: experimentHelp,
+    about: 'reproduce the paper at small scale: report, plots, models',
   },
   retrain: {
     run: retrainCommand,

@@ -73,3 +73,4 @@ export type {
 } from './networks/types.js';
 export { Rng } from './random.js';
 export { channelsAt, MAX_SCALE_ID, SCALE_COUNT, SCALES, scaleIdAtMost } from './scales.js';
+export { type KendallTau, kendallTau, kendallTauB } from './stats/kendall.js';

@@ -160,7 +160,11 @@ async function train(req: TrainerRequest, hooks: TrainerHooks): Promise<TrainerO
     batches.batchesPerEpoch,
   );
   const workers = cfg.workers ?? defaultTrainingWorkers();
-  const pnet = createPruningNet(net, { seed: cfg.seed, shared: workers > 1 });
+  const pnet = createPruningNet(net, {
+    seed: cfg.seed,
+    shared: workers > 1,
+    weightPrediction: cfg.noWeightPrediction !== true,
+  });
   if (req.initFrom) await initFromCheckpoint(pnet, req.initFrom);
 
   const engineDir = join(req.workDir, 'engine');
@@ -260,6 +264,11 @@ async function train(req: TrainerRequest, hooks: TrainerHooks): Promise<TrainerO
  */
 async function initFromCheckpoint(pnet: PruningNet, dir: string): Promise<void> {
   const { pnet: loaded } = await loadCheckpoint(dir);
+  if (loaded.weightPrediction !== pnet.weightPrediction) {
+    throw new Error(
+      `the PruningNet to continue was trained ${loaded.weightPrediction ? 'with' : 'without'} weight prediction, this job ${pnet.weightPrediction ? 'with' : 'without'}`,
+    );
+  }
   loaded.flush();
   const from = loaded.state.params;
   const to = pnet.state.params;

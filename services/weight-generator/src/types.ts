@@ -29,6 +29,11 @@ export interface ResolvedTrainingConfig {
   /** Hidden width of single-input generator MLPs. */
   hiddenUnits: number;
   /**
+   * The RQ5 ablation: generators see a constant input (one shared tensor per layer,
+   * cropped per candidate). Absent in records of older versions: false.
+   */
+  noWeightPrediction?: boolean;
+  /**
    * Data-parallel training threads, fixed when the job is accepted (a resume must use the
    * same number to continue exactly). Absent: the engine adapter's default.
    */

@@ -292,6 +292,7 @@ export function resolveTrainingConfig(
     maxStepsPerEpoch,
     validationImages,
     hiddenUnits,
+    ...(cfg.noWeightPrediction ? { noWeightPrediction: true } : {}),
   };
 }
 
@@ -310,6 +311,7 @@ export function trainingConfigToProto(c: ResolvedTrainingConfig): weightgen.Trai
     maxStepsPerEpoch: c.maxStepsPerEpoch,
     validationImages: c.validationImages,
     hiddenUnits: c.hiddenUnits,
+    noWeightPrediction: c.noWeightPrediction === true,
   };
 }
 

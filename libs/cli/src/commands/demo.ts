@@ -113,7 +113,7 @@ export async function demoCommand(argv: string[]): Promise<number> {
     return 0;
   }
   console.log(
-    `\nMetaPruning vs uniform pruning, ${result.network} on ${cfg.dataset} (test top-1 after a brief retrain from scratch, same recipe and seed)\n`,
+    `\nMetaPruning vs uniform pruning, ${result.network} on ${cfg.dataset}: proxy top-1 = PruningNet-generated weights on ${cfg.search.validationImages || 'all'} held-out sub-val images; test top-1 = after a brief retrain from scratch (${cfg.retrain.epochs} epoch x ${cfg.retrain.maxTrainImages || 'all'} images, same recipe and seed ${cfg.retrain.seed}) on ${cfg.retrain.testImages || 'all 10,000'} test images\n`,
   );
   console.log(comparisonTable(result.rows));
   console.log('\nexported models (tfjs model.json + weights; metadata records test_top1):');

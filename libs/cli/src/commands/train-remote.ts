@@ -29,6 +29,8 @@ export const trainRemoteHelp = `metaprune train --remote --network mobilenetv2 [
              --label-smoothing X (0.1)  --weight-decay X (0)  --seed N (0; also the split's)
              --steps N (steps per epoch; default the whole split)  --val-images N (5000)
              --name TEXT  --continue PRUNINGNET_ID (train an existing PruningNet further)
+             --no-weight-prediction (the RQ5 ablation: one shared weight tensor per layer,
+             cropped per candidate, instead of generated weights)
   Service:   --weightgen HOST:PORT (env METAPRUNE_WEIGHTGEN_ADDR, else the stack of
              "metaprune up", else 127.0.0.1:${DEFAULT_PORTS.weightGenerator})  --token TOKEN
              (env METAPRUNE_TOKEN)  --detach (print the job and return at once)
@@ -53,6 +55,7 @@ const OPTIONS = {
   'val-images': { type: 'string' },
   name: { type: 'string' },
   continue: { type: 'string' },
+  'no-weight-prediction': { type: 'boolean' },
   weightgen: { type: 'string' },
   token: { type: 'string' },
   detach: { type: 'boolean' },
@@ -262,6 +265,7 @@ export async function trainRemote(argv: string[]): Promise<number> {
     maxStepsPerEpoch: u32('steps', 0, 1e9, u32('max-steps', 0, 1e9, 0)),
     validationImages: u32('val-images', 0, 1e6, 0),
     hiddenUnits: 0,
+    noWeightPrediction: v['no-weight-prediction'] === true,
   };
   if (net.spec.layout !== 'metapruning') {
     throw new UsageError('--layout: the weight generator trains the metapruning layout only');

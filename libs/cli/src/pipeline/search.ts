@@ -74,7 +74,11 @@ export async function runSearchPhase(o: SearchOptions): Promise<SearchOutcome> {
       pruningnetId: o.pruningnetId,
       pruningnetVersion: o.pruningnetVersion,
       budgets: o.budgets,
-      evolution: { generations: o.recipe.generations, populationSize: o.recipe.population },
+      evolution: {
+        generations: o.recipe.generations,
+        populationSize: o.recipe.population,
+        maxAttempts: o.recipe.maxAttempts ?? 200_000,
+      },
       evaluation: {
         recalibrationBatches: o.recipe.recalibrationBatches,
         batchSize: o.recipe.batchSize,

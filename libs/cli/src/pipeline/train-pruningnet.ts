@@ -34,6 +34,8 @@ export interface TrainOptions {
   reporter: Reporter;
   signal?: AbortSignal;
   label?: string;
+  /** The RQ5 ablation: one shared tensor per layer, cropped (no weight prediction). */
+  noWeightPrediction?: boolean;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -74,6 +76,7 @@ export async function trainPruningNet(o: TrainOptions): Promise<TrainedPruningNe
           seed: o.recipe.seed,
           maxStepsPerEpoch: o.recipe.stepsPerEpoch,
           validationImages: o.recipe.validationImages,
+          noWeightPrediction: o.noWeightPrediction === true,
         },
         displayName: o.displayName ?? '',
       }),

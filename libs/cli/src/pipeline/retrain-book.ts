@@ -1,0 +1,81 @@
+/**
+ * The retraining jobs of an experiment, de-duplicated: a (network, encoding) asked for by
+ * several roles (a winner that is also a fidelity candidate, one uniform baseline for two
+ * budgets) is retrained once; every role finds its outcome by the same key.
+ */
+import { join } from 'node:path';
+import { type Encoding, encodingKey, type Network } from '@metaprune/core';
+import { networkTag } from './compare-jobs.js';
+import type { RetrainRecipe } from './config.js';
+import type { RetrainJob, RetrainOutcome } from './retrain-job.js';
+
+export class RetrainBook {
+  private readonly jobs = new Map<string, RetrainJob>();
+  private readonly outcomes = new Map<string, RetrainOutcome>();
+
+  constructor(
+    private readonly o: {
+      recipe: RetrainRecipe;
+      dataset: 'fashion-mnist';
+      outDir: string;
+      metadata: Record<string, unknown>;
+    },
+  ) {}
+
+  key(net: Network, enc: Encoding): string {
+    return `${networkTag(net)}|${encodingKey(enc)}`;
+  }
+
+  /** Asks for `enc` of `net` to be retrained; returns its key. The first asker names the job. */
+  want(
+    net: Network,
+    enc: Encoding,
+    name: string,
+    label: string,
+    metadata: Record<string, unknown>,
+  ): string {
+    const key = this.key(net, enc);
+    const existing = this.jobs.get(key);
+    if (existing) {
+      const roles = (existing.metadata['roles'] as string[] | undefined) ?? [];
+      if (typeof metadata['role'] === 'string') roles.push(metadata['role']);
+      existing.metadata['roles'] = roles;
+      return key;
+    }
+    const id = `${networkTag(net)}/${name}`;
+    this.jobs.set(key, {
+      id,
+      label,
+      spec: net.spec,
+      encoding: [...enc],
+      dataset: this.o.dataset,
+      recipe: this.o.recipe,
+      outDir: join(this.o.outDir, id),
+      metadata: {
+        ...this.o.metadata,
+        ...metadata,
+        roles: typeof metadata['role'] === 'string' ? [metadata['role']] : [],
+      },
+    });
+    return key;
+  }
+
+  pending(): RetrainJob[] {
+    return [...this.jobs.entries()].filter(([k]) => !this.outcomes.has(k)).map(([, j]) => j);
+  }
+
+  record(job: RetrainJob, outcome: RetrainOutcome): void {
+    const key = [...this.jobs.entries()].find(([, j]) => j.id === job.id)?.[0];
+    if (key) this.outcomes.set(key, outcome);
+  }
+
+  outcome(key: string): RetrainOutcome {
+    const r = this.outcomes.get(key);
+    if (!r) throw new Error(`no retraining result for ${key}`);
+    return r;
+  }
+
+  get size(): number {
+    return this.jobs.size;
+  }
+}
