@@ -151,11 +151,9 @@ export function wireField(field: string): string {
  * `mobilenetv2.small.w0.5.i32x3.c10.metapruning.full1.wasm.b1`.
  */
 export function tableKeyString(spec: NetworkSpec, backend: string, batchSize: number): string {
-  return [
-    ...networkKeyParts(spec),
-    backend.replace(/[^A-Za-z0-9_-]/g, '_'),
-    `b${batchSize}`,
-  ].join('.');
+  return [...networkKeyParts(spec), backend.replace(/[^A-Za-z0-9_-]/g, '_'), `b${batchSize}`].join(
+    '.',
+  );
 }
 
 // Each part starts with its own label, so a width such as `w0.25` cannot run into the next part.
