@@ -172,12 +172,20 @@ export class Fn {
   }
 }
 
-/** A module importing env.memory and exporting the given void(i32...) functions. */
-export function buildModule(fns: { name: string; fn: Fn }[]): Uint8Array {
+/**
+ * A module importing env.memory and exporting the given void(i32...) functions; with
+ * `shared`, the import is a shared memory of at most `shared.maxPages` pages (threads).
+ */
+export function buildModule(
+  fns: { name: string; fn: Fn }[],
+  shared?: { maxPages: number },
+): Uint8Array {
   const arities = [...new Set(fns.map((f) => f.fn.nParams))];
   const types = arities.flatMap((n) => [0x60, ...uleb(n), ...new Array<number>(n).fill(I32), 0]);
   const typeSec = section(1, [...uleb(arities.length), ...types]);
-  const importSec = section(2, [1, ...str('env'), ...str('memory'), 0x02, 0x00, 1]);
+  // limits: 0x00 min (unshared), 0x03 min+max shared
+  const limits = shared ? [0x03, ...uleb(1), ...uleb(shared.maxPages)] : [0x00, 1];
+  const importSec = section(2, [1, ...str('env'), ...str('memory'), 0x02, ...limits]);
   const funcSec = section(3, [
     ...uleb(fns.length),
     ...fns.flatMap((f) => uleb(arities.indexOf(f.fn.nParams))),

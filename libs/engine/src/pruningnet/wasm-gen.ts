@@ -12,7 +12,7 @@
  * Memory layout: a 4 KiB header (magic, bump pointer, slot table), the state arrays, then
  * scratch slots allocated on demand (the memory grows; shared memories never detach).
  */
-import { F32, Fn, I32, op, V128 } from '../kernels/wasm-asm.js';
+import { buildModule, F32, Fn, I32, op, V128 } from '../kernels/wasm-asm.js';
 import type { GenLayout, PruningNetLayout } from './layout.js';
 import type { ParamArrays, PruningNetState } from './params.js';
 
@@ -43,67 +43,6 @@ const O = {
   f32Reinterpret: 0xbe,
 } as const;
 const S = { splat: 0x13, lane: 0x1f, add: 0xe4, sub: 0xe5, mul: 0xe6 } as const;
-
-function uleb(v: number): number[] {
-  const out: number[] = [];
-  let n = v >>> 0;
-  do {
-    let byte = n & 0x7f;
-    n >>>= 7;
-    if (n !== 0) byte |= 0x80;
-    out.push(byte);
-  } while (n !== 0);
-  return out;
-}
-
-function str(s: string): number[] {
-  const b = [...Buffer.from(s, 'utf8')];
-  return [...uleb(b.length), ...b];
-}
-
-function section(id: number, body: number[]): number[] {
-  return [id, ...uleb(body.length), ...body];
-}
-
-/** A module importing a *shared* env.memory and exporting void(i32...) functions. */
-function buildSharedModule(fns: { name: string; fn: Fn }[]): Uint8Array {
-  const arities = [...new Set(fns.map((f) => f.fn.nParams))];
-  const types = arities.flatMap((n) => [0x60, ...uleb(n), ...new Array<number>(n).fill(I32), 0]);
-  const typeSec = section(1, [...uleb(arities.length), ...types]);
-  const importSec = section(2, [
-    1,
-    ...str('env'),
-    ...str('memory'),
-    0x02,
-    0x03,
-    ...uleb(1),
-    ...uleb(MAX_PAGES),
-  ]);
-  const funcSec = section(3, [
-    ...uleb(fns.length),
-    ...fns.flatMap((f) => uleb(arities.indexOf(f.fn.nParams))),
-  ]);
-  const exportSec = section(7, [
-    ...uleb(fns.length),
-    ...fns.flatMap((f, i) => [...str(f.name), 0x00, ...uleb(i)]),
-  ]);
-  const codeSec = section(10, [...uleb(fns.length), ...fns.flatMap((f) => f.fn.bytes())]);
-  return new Uint8Array([
-    0x00,
-    0x61,
-    0x73,
-    0x6d,
-    0x01,
-    0x00,
-    0x00,
-    0x00,
-    ...typeSec,
-    ...importSec,
-    ...funcSec,
-    ...exportSec,
-    ...codeSec,
-  ]);
-}
 
 /** Pushes the f32 horizontal sum of a v128 local. */
 function hsum(f: Fn, v: number): void {
@@ -369,11 +308,14 @@ function updateFn(): Fn {
 
 let moduleBytes: Uint8Array | undefined;
 function genModuleBytes(): Uint8Array {
-  moduleBytes ??= buildSharedModule([
-    { name: 'gen', fn: genFn() },
-    { name: 'catchup', fn: catchupFn() },
-    { name: 'update', fn: updateFn() },
-  ]);
+  moduleBytes ??= buildModule(
+    [
+      { name: 'gen', fn: genFn() },
+      { name: 'catchup', fn: catchupFn() },
+      { name: 'update', fn: updateFn() },
+    ],
+    { maxPages: MAX_PAGES },
+  );
   return moduleBytes;
 }
 
