@@ -1,9 +1,7 @@
-import { resolve } from 'node:path';
-import { buildNetwork } from '@metaprune/core';
-import { num, parseFlags, requireStr, str } from '../args.js';
-import { prepareLocalData, recalBatches, valBatches } from '../local-data.js';
-import { ENCODING_OPTIONS, encodingFromFlags } from '../network-flags.js';
-import { readRunInfo } from './train.js';
+import { num, parseFlags } from '../args.js';
+import { recalBatches, valBatches } from '../local-data.js';
+import { ENCODING_OPTIONS } from '../network-flags.js';
+import { openCheckpointCandidate } from './checkpoint-candidate.js';
 
 export const evaluateHelp = `metaprune evaluate --checkpoint DIR (--encoding a,b,... | --uniform S) [--recal-batches 100]
                    [--val-images N] [--backend B] [--data-dir DIR] [--json]
@@ -20,22 +18,9 @@ export async function evaluateCommand(argv: string[]): Promise<number> {
     backend: { type: 'string' },
     json: { type: 'boolean' },
   });
-  const dir = resolve(requireStr(v, 'checkpoint'));
-  const info = readRunInfo(dir);
-  const net = buildNetwork(info.spec);
-  const enc = encodingFromFlags(net, v);
   const recal = num(v, 'recal-batches', { min: 1, max: 10000, integer: true }, 100) as number;
   const valImages = num(v, 'val-images', { min: 1, max: 1e7, integer: true });
-  const engine = await import('@metaprune/engine');
-  await engine.initBackend({
-    prefer: engine.parseBackendName(str(v, 'backend') ?? process.env[engine.BACKEND_ENV]),
-  });
-  const data = await prepareLocalData(
-    { ...v, dataset: info.dataset, 'data-dir': str(v, 'data-dir') ?? info.dataDir },
-    net,
-    info,
-  );
-  const { pnet } = await engine.loadCheckpoint(dir);
+  const { engine, data, pnet, info, encoding: enc } = await openCheckpointCandidate(v);
   const batch = 64;
   const r = engine.evaluateCandidate(pnet, enc, {
     recal: engine.collectImages(recalBatches(data, batch, info.seed), { maxBatches: recal }),

@@ -1,9 +1,8 @@
 import { resolve } from 'node:path';
-import { buildNetwork } from '@metaprune/core';
-import { num, parseFlags, requireStr, str } from '../args.js';
-import { prepareLocalData, recalBatches, valBatches } from '../local-data.js';
-import { ENCODING_OPTIONS, encodingFromFlags } from '../network-flags.js';
-import { readRunInfo } from './train.js';
+import { num, parseFlags, requireStr } from '../args.js';
+import { recalBatches, valBatches } from '../local-data.js';
+import { ENCODING_OPTIONS } from '../network-flags.js';
+import { openCheckpointCandidate } from './checkpoint-candidate.js';
 
 export const exportHelp = `metaprune export --checkpoint DIR (--encoding a,b,... | --uniform S) --out DIR
                  [--recal-batches 100] [--verify-images 512] [--backend B] [--data-dir DIR] [--json]
@@ -26,23 +25,19 @@ export async function exportCommand(argv: string[]): Promise<number> {
     backend: { type: 'string' },
     json: { type: 'boolean' },
   });
-  const dir = resolve(requireStr(v, 'checkpoint'));
   const outDir = resolve(requireStr(v, 'out'));
-  const info = readRunInfo(dir);
-  const net = buildNetwork(info.spec);
-  const enc = encodingFromFlags(net, v);
   const recal = num(v, 'recal-batches', { min: 1, max: 10000, integer: true }, 100) as number;
   const verify = num(v, 'verify-images', { min: 0, max: 1e7, integer: true }, 512) as number;
-  const engine = await import('@metaprune/engine');
-  const backend = await engine.initBackend({
-    prefer: engine.parseBackendName(str(v, 'backend') ?? process.env[engine.BACKEND_ENV]),
-  });
-  const data = await prepareLocalData(
-    { ...v, dataset: info.dataset, 'data-dir': str(v, 'data-dir') ?? info.dataDir },
-    net,
+  const {
+    dir,
     info,
-  );
-  const { pnet } = await engine.loadCheckpoint(dir);
+    net,
+    encoding: enc,
+    engine,
+    backend,
+    data,
+    pnet,
+  } = await openCheckpointCandidate(v);
   const batch = 64;
   const recalSet = engine.collectImages(recalBatches(data, batch, info.seed), {
     maxBatches: recal,
@@ -69,7 +64,7 @@ export async function exportCommand(argv: string[]): Promise<number> {
     out: outDir,
     macs: meta.macs,
     params: meta.params,
-    backend: backend.name,
+    backend,
   };
   if (verify > 0) {
     // Two independent paths over the same images: the PruningNet's generate + recalibrate +
