@@ -5,6 +5,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { batchNormTrain, batchNormTrainOps, initBackend, useSimdKernels } from '../src/index.js';
+import { batchNormAffineGrad, scaleShift } from '../src/kernels/batchnorm.js';
 import { asWasmBackend } from '../src/kernels/heap.js';
 import { simdKernels } from '../src/kernels/simd.js';
 
@@ -230,4 +231,47 @@ describe('SIMD wasm kernels vs the TypeScript loops', () => {
       expect(relErr(v, ref[i]!), names[i]).toBeLessThan(2e-5);
     });
   });
+
+  it.each([
+    [[4, 6, 6, 13], 0],
+    [[3, 5, 5, 8], 5],
+    [[130, 7], 0],
+  ] as const)(
+    'affine batch norm: fused kernels (SIMD and loops) vs tf autodiff on [%s], offset %s',
+    async (shape, offset) => {
+      await tf.setBackend('wasm');
+      const C = shape[shape.length - 1]!;
+      // Reference: tf ops only (no engine kernel), differentiated by the tape.
+      const reference = () => {
+        const x = seeded([...shape], 25, offset);
+        const gamma = seeded([C], 26, 1);
+        const beta = seeded([C], 27);
+        const r = seeded([...shape], 28);
+        const f = (a: tf.Tensor, g: tf.Tensor, b: tf.Tensor) =>
+          tf.sum(tf.mul(tf.add(tf.mul(batchNormTrainOps(a, 1e-5).y, g), b), r));
+        const z = tf.add(tf.mul(batchNormTrainOps(x, 1e-5).y, gamma), beta);
+        return [z, ...tf.grads(f)([x, gamma, beta])];
+      };
+      const fused = () => {
+        const x = seeded([...shape], 25, offset);
+        const gamma = seeded([C], 26, 1);
+        const beta = seeded([C], 27);
+        const r = seeded([...shape], 28);
+        const { y, variance } = batchNormTrain(x, 1e-5);
+        const z = scaleShift(y, gamma, beta);
+        const g = batchNormAffineGrad(r, y, variance, gamma, 1e-5);
+        return [z, g.dx, g.dgamma, g.dbeta];
+      };
+      const ref = run(reference);
+      const names = ['z', 'dx', 'dgamma', 'dbeta'];
+      for (const simd of [true, false]) {
+        useSimdKernels(simd);
+        const got = run(fused);
+        got.forEach((v, i) => {
+          expect(relErr(v, ref[i]!), `${names[i]} simd=${simd}`).toBeLessThan(1e-4);
+        });
+      }
+      useSimdKernels(true);
+    },
+  );
 });

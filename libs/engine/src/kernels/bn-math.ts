@@ -87,3 +87,73 @@ export function bnBackwardLoop(
     for (let c = 0; c < C; c++) dxv[i + c] = k1[c]! * dyv[i + c]! + k0[c]! + k2[c]! * yv[i + c]!;
   }
 }
+
+/**
+ * Affine batch norm (z = gamma * y + beta after the normalisation), backward from dz:
+ * dbeta = sum dz, dgamma = sum dz * y (written into `dgamma` / `dbeta`); dy = gamma * dz, so
+ * the normalisation's sums are gamma times these and dx = (k1 * gamma) * dz + k0 + k2 * y.
+ * Returns those coefficients.
+ */
+export function bnAffineCoefficients(
+  sumDz: Float64Array,
+  sumDzY: Float64Array,
+  varv: Float32Array,
+  gamma: Float32Array,
+  dgamma: Float32Array,
+  dbeta: Float32Array,
+  R: number,
+  eps: number,
+): { k0: Float32Array; k1: Float32Array; k2: Float32Array } {
+  const C = varv.length;
+  const sumDy = new Float64Array(C);
+  const sumDyY = new Float64Array(C);
+  for (let c = 0; c < C; c++) {
+    dbeta[c] = sumDz[c]!;
+    dgamma[c] = sumDzY[c]!;
+    sumDy[c] = gamma[c]! * sumDz[c]!;
+    sumDyY[c] = gamma[c]! * sumDzY[c]!;
+  }
+  const zeros = new Float32Array(C);
+  const k = bnBackwardCoefficients(sumDy, sumDyY, varv, zeros, zeros, R, eps);
+  for (let c = 0; c < C; c++) k.k1[c] = k.k1[c]! * gamma[c]!;
+  return k;
+}
+
+export function bnAffineBackwardLoop(
+  dzv: Float32Array,
+  yv: Float32Array,
+  varv: Float32Array,
+  gamma: Float32Array,
+  dxv: Float32Array,
+  dgamma: Float32Array,
+  dbeta: Float32Array,
+  eps: number,
+): void {
+  const C = varv.length;
+  const R = dzv.length / C;
+  const a = new Float64Array(C);
+  const b = new Float64Array(C);
+  for (let i = 0; i < dzv.length; i += C) {
+    for (let c = 0; c < C; c++) {
+      const g = dzv[i + c]!;
+      a[c] = a[c]! + g;
+      b[c] = b[c]! + g * yv[i + c]!;
+    }
+  }
+  const { k0, k1, k2 } = bnAffineCoefficients(a, b, varv, gamma, dgamma, dbeta, R, eps);
+  for (let i = 0; i < dzv.length; i += C) {
+    for (let c = 0; c < C; c++) dxv[i + c] = k1[c]! * dzv[i + c]! + k0[c]! + k2[c]! * yv[i + c]!;
+  }
+}
+
+export function scaleShiftLoop(
+  xv: Float32Array,
+  gamma: Float32Array,
+  beta: Float32Array,
+  out: Float32Array,
+): void {
+  const C = gamma.length;
+  for (let i = 0; i < xv.length; i += C) {
+    for (let c = 0; c < C; c++) out[i + c] = xv[i + c]! * gamma[c]! + beta[c]!;
+  }
+}

@@ -11,7 +11,7 @@
  * Falls back (returns null / false) when the memory is not reachable or SIMD is missing.
  */
 import type { backend_util, TensorInfo } from '@tensorflow/tfjs';
-import { bnBackwardCoefficients } from './bn-math.js';
+import { bnAffineCoefficients, bnBackwardCoefficients } from './bn-math.js';
 import { offsetOf, type WasmBackendLike } from './heap.js';
 import { buildModule, F32, Fn, I32, op, simdOp, V128 } from './wasm-asm.js';
 
@@ -41,6 +41,26 @@ export interface SimdKernels {
     dmean: TensorInfo,
     dvar: TensorInfo,
     dx: TensorInfo,
+    eps: number,
+  ): boolean;
+  /** out = x * gamma + beta per channel (last axis). */
+  scaleShift(
+    backend: WasmBackendLike,
+    x: TensorInfo,
+    gamma: TensorInfo,
+    beta: TensorInfo,
+    out: TensorInfo,
+  ): boolean;
+  /** Backward of batchNormTrain followed by gamma * y + beta (see bn-math.ts). */
+  bnAffineBackward(
+    backend: WasmBackendLike,
+    dz: TensorInfo,
+    y: TensorInfo,
+    variance: TensorInfo,
+    gamma: TensorInfo,
+    dx: TensorInfo,
+    dgamma: TensorInfo,
+    dbeta: TensorInfo,
     eps: number,
   ): boolean;
 }
@@ -697,6 +717,49 @@ function instantiate(backend: WasmBackendLike): SimdKernels | null {
       new Float32Array(buf, k2p, C).set(k2);
       new Float32Array(buf, k0p, C).set(k0);
       ex.affine2(dyo, yo, k1p, k2p, k0p, offsetOf(b, dx), R, C);
+      free(s);
+      return true;
+    },
+
+    scaleShift(b, x, gamma, beta, out) {
+      const C = x.shape[x.shape.length - 1]!;
+      const R = x.shape.reduce((p, q) => p * q, 1) / C;
+      ex.affine1(offsetOf(b, x), offsetOf(b, gamma), offsetOf(b, beta), offsetOf(b, out), R, C);
+      return true;
+    },
+
+    bnAffineBackward(b, dz, y, variance, gamma, dx, dgamma, dbeta, eps) {
+      const C = dz.shape[dz.shape.length - 1]!;
+      const R = dz.shape.reduce((p, q) => p * q, 1) / C;
+      // scratch as in bnBackward: t1, t2 (C f64), k1, k2, k0, s1, s2 (C f32)
+      const s = malloc(C * 36);
+      const t1 = s;
+      const t2 = s + 8 * C;
+      const k1p = s + 16 * C;
+      const k2p = s + 20 * C;
+      const k0p = s + 24 * C;
+      const s1 = s + 28 * C;
+      const s2 = s + 32 * C;
+      const buf = H();
+      new Float32Array(buf, s1, 2 * C).fill(0);
+      new Float64Array(buf, t1, 2 * C).fill(0);
+      const dzo = offsetOf(b, dz);
+      const yo = offsetOf(b, y);
+      ex.sums2(dzo, yo, s1, s2, t1, t2, R, C);
+      const { k0, k1, k2 } = bnAffineCoefficients(
+        new Float64Array(buf, t1, C),
+        new Float64Array(buf, t2, C),
+        new Float32Array(buf, offsetOf(b, variance), C),
+        new Float32Array(buf, offsetOf(b, gamma), C),
+        new Float32Array(buf, offsetOf(b, dgamma), C),
+        new Float32Array(buf, offsetOf(b, dbeta), C),
+        R,
+        eps,
+      );
+      new Float32Array(buf, k1p, C).set(k1);
+      new Float32Array(buf, k2p, C).set(k2);
+      new Float32Array(buf, k0p, C).set(k0);
+      ex.affine2(dzo, yo, k1p, k2p, k0p, offsetOf(b, dx), R, C);
       free(s);
       return true;
     },

@@ -17,6 +17,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { batchNormTrain } from '../kernels/batchnorm.js';
+import { rowSum } from '../pruningnet/ops.js';
 
 type Call = (
   inputs: tf.Tensor | tf.Tensor[],
@@ -24,14 +25,6 @@ type Call = (
 ) => tf.Tensor | tf.Tensor[];
 interface Patchable {
   call: Call;
-}
-
-/** Sum over all rows of a `[..., C]` tensor, as `[C]`, via one plain (non-transposed) matmul. */
-function rowSum(t: tf.Tensor): tf.Tensor1D {
-  const c = t.shape[t.shape.length - 1] as number;
-  const r = t.size / c;
-  const ones = tf.ones([1, r]);
-  return tf.reshape(tf.matMul(ones, tf.reshape(t, [r, c])), [c]);
 }
 
 /** `gamma * y + beta` (broadcast over the last axis) with a gradient built from matmuls. */

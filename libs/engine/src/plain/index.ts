@@ -30,6 +30,13 @@ export {
   plainWeightsByLayer,
 } from './model.js';
 export {
+  type GradientMode,
+  type GradientsResult,
+  PlainGradients,
+  type StepBatch,
+  type StepResult,
+} from './step.js';
+export {
   defaultPreprocess,
   type EpochSummary,
   evaluatePlain,

@@ -15,11 +15,22 @@
  * - relu / relu6 gradients: one masking op (maskGrad);
  * - saved tensors are disposed as soon as the backward pass is past them.
  *
+ * The PruningNet's batch norm has no affine parameters. Plain networks (retraining) pass
+ * `options.affine` (gamma, beta per BN layer): z = gamma * y + beta after the
+ * normalisation, with dgamma = sum(dz * y) and dbeta = sum(dz) over all but the channel
+ * axis, all inside one fused kernel with the normalisation's own backward (the sums it needs
+ * are the same), and `options.onBatchStats` to update moving statistics.
+ *
  * The result is checked against tfjs autodiff of forwardTrain in the tests.
  */
 import type { Activation, Block, Layer, Network } from '@metaprune/core';
 import * as tf from '@tensorflow/tfjs';
-import { BN_TRAIN_GRAD, batchNormTrain } from '../kernels/batchnorm.js';
+import {
+  BN_TRAIN_GRAD,
+  batchNormAffineGrad,
+  batchNormTrain,
+  scaleShift,
+} from '../kernels/batchnorm.js';
 import { BN_EPS } from './forward.js';
 import { maskGrad } from './ops.js';
 
@@ -28,8 +39,11 @@ interface LayerRec {
   i: number;
   /** Layer input (conv: for the filter gradient; fc: pooled features). */
   x: tf.Tensor;
-  /** Normalised conv output (before the activation). */
+  /** Normalised conv output (before the affine transform and the activation). */
   y?: tf.Tensor;
+  /** Affine output gamma * y + beta (the activation's input), when the BN is affine. */
+  a?: tf.Tensor;
+  gamma?: tf.Tensor;
   variance?: tf.Tensor;
   /** Whether the input gradient is needed (false for the network input). */
   needDx: boolean;
@@ -54,6 +68,25 @@ export interface TrainPassResult {
   gradW: tf.Tensor[];
   /** Gradient w.r.t. the classifier biases (by layer index). */
   gradB: (tf.Tensor | undefined)[];
+  /** Gradients w.r.t. the BN gamma / beta (by layer index; only with `options.affine`). */
+  gradGamma: (tf.Tensor | undefined)[];
+  gradBeta: (tf.Tensor | undefined)[];
+}
+
+/** Affine parameters of one layer's batch norm, each `[channels]`. */
+export interface AffineBn {
+  gamma: tf.Tensor;
+  beta: tf.Tensor;
+}
+
+export interface TrainPassOptions {
+  /** Per layer index: the BN's gamma and beta (absent: no affine transform). */
+  affine?: readonly (AffineBn | undefined)[];
+  /**
+   * Called in the forward pass with every BN layer's batch mean and (biased) variance; the
+   * tensors are disposed after the pass, so copy what is kept (e.g. into a variable).
+   */
+  onBatchStats?: (layerIndex: number, mean: tf.Tensor, variance: tf.Tensor) => void;
 }
 
 function act(x: tf.Tensor, a: Activation): tf.Tensor {
@@ -176,9 +209,13 @@ export function trainPass(
   biases: readonly (tf.Tensor | undefined)[],
   labels: Int32Array,
   labelSmoothing: number,
+  options: TrainPassOptions = {},
 ): TrainPassResult {
   const gradW: tf.Tensor[] = new Array(ws.length);
   const gradB: (tf.Tensor | undefined)[] = new Array(ws.length).fill(undefined);
+  const gradGamma: (tf.Tensor | undefined)[] = new Array(ws.length).fill(undefined);
+  const gradBeta: (tf.Tensor | undefined)[] = new Array(ws.length).fill(undefined);
+  const { affine, onBatchStats } = options;
   const recs: BlockRec[] = [];
   const n = x.shape[0];
 
@@ -201,10 +238,15 @@ export function trainPass(
         : tf.conv2d(inp as tf.Tensor4D, w as tf.Tensor4D, layer.stride, 'same');
     const bn = batchNormTrain(z, BN_EPS);
     z.dispose();
+    onBatchStats?.(i, bn.mean, bn.variance);
     bn.mean.dispose();
     rec.y = bn.y;
     rec.variance = bn.variance;
-    return [act(bn.y, layer.act), rec];
+    const af = affine?.[i];
+    if (!af) return [act(bn.y, layer.act), rec];
+    rec.a = scaleShift(bn.y, af.gamma, af.beta);
+    rec.gamma = af.gamma;
+    return [act(rec.a, layer.act), rec];
   };
 
   let h: tf.Tensor = x;
@@ -263,11 +305,23 @@ export function trainPass(
       return tf.matMul(da as tf.Tensor2D, tf.transpose(w) as tf.Tensor2D);
     }
     const y = r.y as tf.Tensor;
-    const dy = actGrad(da, y, layer.act);
-    const dz = bnGrad(dy, y, r.variance as tf.Tensor);
-    if (dy !== da) dy.dispose();
+    const variance = r.variance as tf.Tensor;
+    let dz: tf.Tensor;
+    if (r.a) {
+      const dA = actGrad(da, r.a, layer.act);
+      const g = batchNormAffineGrad(dA, y, variance, r.gamma as tf.Tensor, BN_EPS);
+      gradGamma[i] = g.dgamma;
+      gradBeta[i] = g.dbeta;
+      dz = g.dx;
+      if (dA !== da) dA.dispose();
+      r.a.dispose();
+    } else {
+      const dy = actGrad(da, y, layer.act);
+      dz = bnGrad(dy, y, variance);
+      if (dy !== da) dy.dispose();
+    }
     y.dispose();
-    (r.variance as tf.Tensor).dispose();
+    variance.dispose();
     gradW[i] = filterGrad(r.x, dz, w, layer);
     let dx: tf.Tensor | null = null;
     if (r.needDx) {
@@ -321,5 +375,5 @@ export function trainPass(
     }
     d = dPin;
   }
-  return { loss, correct, gradW, gradB };
+  return { loss, correct, gradW, gradB, gradGamma, gradBeta };
 }
