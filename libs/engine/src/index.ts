@@ -8,6 +8,7 @@ export {
   initBackend,
   parseBackendName,
 } from './backend/select.js';
+export { benchRetrain, type RetrainBenchOptions } from './bench/retrain.js';
 export {
   type BenchOptions,
   type BenchRecord,

@@ -6,4 +6,5 @@ export * from './log.js';
 export * from './names.js';
 export * from './nats.js';
 export * from './security.js';
+export * from './service-main.js';
 export * from './telemetry/index.js';

@@ -3,61 +3,28 @@
  * Process entry of the latency profiler: the only place that reads flags and the
  * environment. Every setting is a flag (--nats-url) and an env variable
  * (LATENCY_PROFILER_NATS_URL); `--help` prints them with their defaults (see
- * src/config.ts). SIGTERM / SIGINT: health NOT_SERVING, in-flight calls finish, NATS
- * drains, exit 0.
+ * src/config.ts). Prints one JSON line on stdout once it serves (`metaprune up` reads it;
+ * `health` is the plaintext health-only address when one is configured). SIGTERM /
+ * SIGINT: health NOT_SERVING, in-flight calls finish, NATS drains, exit 0.
  */
-import {
-  ConfigError,
-  createLogger,
-  describeSettings,
-  initTelemetry,
-  loadConfig,
-  onShutdownSignals,
-  parseFlags,
-} from '@metaprune/runtime';
+import { runServiceMain } from '@metaprune/runtime';
 import { CONFIG_SCHEMA, ENV_PREFIX } from './config.js';
 import { startLatencyProfiler } from './server.js';
 
-async function main(): Promise<void> {
-  const { flags, positionals } = parseFlags(process.argv.slice(2), { booleans: ['help'] });
-  if ('help' in flags) {
-    const rows = describeSettings(CONFIG_SCHEMA, { envPrefix: ENV_PREFIX });
-    process.stdout.write(
-      `metaprune latency profiler\n\nusage: node dist/main.js [--flag value ...]\n\n${rows
-        .map(
-          (r) =>
-            `  ${r.flag.padEnd(22)} ${r.env.padEnd(36)} default ${r.default}\n      ${r.doc} (${r.allowed})`,
-        )
-        .join('\n')}\n`,
-    );
-    return;
-  }
-  if (positionals.length > 0) {
-    throw new ConfigError([
-      { key: 'argv', source: 'arguments', message: `unexpected argument ${positionals[0]}` },
-    ]);
-  }
-  const config = loadConfig(CONFIG_SCHEMA, { envPrefix: ENV_PREFIX, flags });
-  const logger = createLogger({ service: 'latency-profiler', level: config.logLevel });
-  // OTLP export only when OTEL_* variables configure it (docs/operations.md).
-  const telemetry = initTelemetry({ serviceName: 'latency-profiler', logger });
-  const lp = await startLatencyProfiler({ ...config, logger });
-  // one line on stdout for whoever started us (metaprune up reads it); `health` is the
-  // plaintext health-only address when one is configured
-  process.stdout.write(
-    `${JSON.stringify({ service: 'latency-profiler', address: lp.address, ...(lp.grpc.healthAddress ? { health: lp.grpc.healthAddress } : {}) })}\n`,
-  );
-  onShutdownSignals(
-    async () => {
-      await lp.shutdown();
-      await telemetry.shutdown();
-    },
-    { graceMs: config.shutdownGrace + 5000, logger },
-  );
-}
-
-main().catch((err: unknown) => {
-  const msg = err instanceof Error ? err.message : String(err);
-  process.stderr.write(`latency-profiler: ${msg}\n`);
-  process.exit(err instanceof ConfigError ? 2 : 1);
+runServiceMain({
+  service: 'latency-profiler',
+  title: 'metaprune latency profiler',
+  envPrefix: ENV_PREFIX,
+  schema: CONFIG_SCHEMA,
+  graceMs: (config) => config.shutdownGrace + 5000,
+  start: async (config, logger) => {
+    const lp = await startLatencyProfiler({ ...config, logger });
+    return {
+      announce: {
+        address: lp.address,
+        ...(lp.grpc.healthAddress ? { health: lp.grpc.healthAddress } : {}),
+      },
+      close: () => lp.shutdown(),
+    };
+  },
 });

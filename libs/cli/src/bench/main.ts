@@ -2,7 +2,7 @@
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { benchEval, benchTrain } from '@metaprune/engine';
+import { benchEval, benchRetrain, benchTrain } from '@metaprune/engine';
 import { benchFlops } from './flops.js';
 import type { BenchLine } from './record.js';
 import { runReference } from './reference.js';
@@ -17,12 +17,13 @@ const FIGURE: Record<string, string> = {
 };
 
 // `npm run bench [-- --only flops,train]`: one JSON object per workload on stdout.
-// W1/W2 run on two worker threads (both cores); progress goes to stderr.
+// W1/W2 run on two worker threads (both cores), retrain on one; progress goes to stderr.
 const progress = (line: string) => process.stderr.write(`${line}\n`);
 const WORKLOADS: Record<string, () => Promise<BenchLine> | BenchLine> = {
   flops: () => benchFlops(),
   train: () => benchTrain({ log: progress }),
   eval: () => benchEval({ log: progress }),
+  retrain: () => benchRetrain({ log: progress }),
   search: () => benchSearchWorkload(),
 };
 
