@@ -17,7 +17,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Metadata } from '@grpc/grpc-js';
 import {
-  followSearch,
   type ServiceProcess,
   type Stack,
   searchClient,
@@ -39,6 +38,7 @@ import { type JetStreamManager, jetstream, jetstreamManager } from '@nats-io/jet
 import type { KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { followSearchOn, startSearchOn } from './helpers/search.js';
 
 const NETWORK = common.NetworkSpec.fromPartial({
   family: common.NetworkFamily.MOBILENET_V2,
@@ -184,16 +184,8 @@ describe('faults with real processes on loopback', () => {
       ...over,
     });
 
-  async function start(req: controller.StartSearchRequest): Promise<string> {
-    const client = searchClient(stack.controller.address);
-    try {
-      return await new Promise<string>((ok, fail) =>
-        client.startSearch(req, (err, res) => (err ? fail(err) : ok(res.searchId))),
-      );
-    } finally {
-      client.close();
-    }
-  }
+  const start = (req: controller.StartSearchRequest) =>
+    startSearchOn(stack.controller.address, req);
 
   async function getSearch(id: string, deadlineMs: number): Promise<controller.Search> {
     const client = searchClient(stack.controller.address);
@@ -211,17 +203,8 @@ describe('faults with real processes on loopback', () => {
     }
   }
 
-  async function follow(id: string, onProgress?: (p: controller.SearchProgress) => void) {
-    const client = searchClient(stack.controller.address);
-    try {
-      return await followSearch(client, id, {
-        address: () => stack.controller.address,
-        ...(onProgress ? { onProgress } : {}),
-      });
-    } finally {
-      client.close();
-    }
-  }
+  const follow = (id: string, onProgress?: (p: controller.SearchProgress) => void) =>
+    followSearchOn(() => stack.controller.address, id, onProgress);
 
   /** GetSearch every `everyMs` on whichever controller is current, until stopped. */
   function poll(id: string, onProgress: (p: controller.SearchProgress) => void, everyMs = 250) {

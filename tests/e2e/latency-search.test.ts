@@ -13,7 +13,6 @@ import { promisify } from 'node:util';
 import { gunzipSync } from 'node:zlib';
 import * as grpc from '@grpc/grpc-js';
 import {
-  followSearch,
   type Stack,
   searchClient,
   startService,
@@ -28,6 +27,7 @@ import { common, controller } from '@metaprune/proto';
 import { connectNats, FIELD_METADATA_KEY, NATS_NAMES, openKv } from '@metaprune/runtime';
 import { jetstream } from '@nats-io/jetstream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { followSearchOn, startSearchOn } from './helpers/search.js';
 
 const run = promisify(execFile);
 const CLI = resolve(import.meta.dirname, '..', '..', 'libs', 'cli', 'dist', 'main.js');
@@ -176,16 +176,7 @@ describe('searches under latency budgets through the real services', () => {
     ...over,
   });
 
-  function startOn(address: string, req: controller.StartSearchRequest) {
-    const client = searchClient(address);
-    return new Promise<string>((ok, fail) =>
-      client.startSearch(req, (err, res) => {
-        client.close();
-        if (err) fail(err);
-        else ok(res.searchId);
-      }),
-    );
-  }
+  const startOn = startSearchOn;
   async function refused(address: string, req: controller.StartSearchRequest) {
     try {
       await startOn(address, req);
@@ -195,17 +186,8 @@ describe('searches under latency budgets through the real services', () => {
     }
     throw new Error('expected StartSearch to fail');
   }
-  async function follow(id: string, onProgress?: (p: controller.SearchProgress) => void) {
-    const client = searchClient(stack.controller.address);
-    try {
-      return await followSearch(client, id, {
-        address: () => stack.controller.address,
-        ...(onProgress ? { onProgress } : {}),
-      });
-    } finally {
-      client.close();
-    }
-  }
+  const follow = (id: string, onProgress?: (p: controller.SearchProgress) => void) =>
+    followSearchOn(() => stack.controller.address, id, onProgress);
   /** The search's record in the controller's KV bucket (gzip-compressed JSON). */
   async function storedRecord(id: string) {
     const nc = await connectNats({ servers: stack.natsUrl, name: 'e2e-latency' });

@@ -7,14 +7,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import {
-  followSearch,
-  type Stack,
-  searchClient,
-  startStack,
-  type TrainedPruningNet,
-  trainOnStack,
-} from '@metaprune/cli';
+import { type Stack, startStack, type TrainedPruningNet, trainOnStack } from '@metaprune/cli';
 import { costModel } from '@metaprune/core';
 import { decodeResult, networkFromProto, RESULTS_STREAM } from '@metaprune/evaluator';
 import { common, controller, evaluation } from '@metaprune/proto';
@@ -22,6 +15,7 @@ import { connectNats, NATS_NAMES, watchHealth } from '@metaprune/runtime';
 import { type JetStreamManager, jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { followSearchOn, startSearchOn } from './helpers/search.js';
 
 const NETWORK = common.NetworkSpec.fromPartial({
   family: common.NetworkFamily.MOBILENET_V2,
@@ -87,28 +81,10 @@ describe('search through the real services', () => {
       ...over,
     });
 
-  async function start(req: controller.StartSearchRequest): Promise<string> {
-    const client = searchClient(stack.controller.address);
-    try {
-      return await new Promise<string>((ok, fail) =>
-        client.startSearch(req, (err, res) => (err ? fail(err) : ok(res.searchId))),
-      );
-    } finally {
-      client.close();
-    }
-  }
-
-  async function follow(id: string, onProgress?: (p: controller.SearchProgress) => void) {
-    const client = searchClient(stack.controller.address);
-    try {
-      return await followSearch(client, id, {
-        address: () => stack.controller.address,
-        ...(onProgress ? { onProgress } : {}),
-      });
-    } finally {
-      client.close();
-    }
-  }
+  const start = (req: controller.StartSearchRequest) =>
+    startSearchOn(stack.controller.address, req);
+  const follow = (id: string, onProgress?: (p: controller.SearchProgress) => void) =>
+    followSearchOn(() => stack.controller.address, id, onProgress);
 
   /** Result messages per job id in the results stream. */
   async function resultCounts(): Promise<Map<string, number>> {

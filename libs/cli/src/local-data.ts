@@ -1,14 +1,5 @@
 import type { Network } from '@metaprune/core';
-import {
-  BatchIterator,
-  computeChannelStats,
-  type Dataset,
-  loadDataset,
-  type PreprocessConfig,
-  preprocessConfig,
-  splitTrainVal,
-  type TrainValTestSplit,
-} from '@metaprune/data';
+import { BatchIterator, loadDataset, type NetworkData, networkData } from '@metaprune/data';
 import { num, oneOf, str, type Values } from './args.js';
 
 export const DATA_OPTIONS = {
@@ -18,10 +9,7 @@ export const DATA_OPTIONS = {
   'split-seed': { type: 'string' },
 } as const;
 
-export interface LocalData {
-  dataset: Dataset;
-  split: TrainValTestSplit;
-  preprocess: PreprocessConfig;
+export interface LocalData extends NetworkData {
   splitSeed: number;
   valPerClass: number;
 }
@@ -46,13 +34,13 @@ export async function prepareLocalData(
   const valPerClass =
     saved?.valPerClass ??
     (num(v, 'val-per-class', { min: 1, max: 100000, integer: true }, 500) as number);
-  const split = splitTrainVal(dataset, { valPerClass, seed: splitSeed });
-  const preprocess = preprocessConfig(dataset.imageShape, {
-    size: net.spec.inputSize,
-    channels: net.spec.inputChannels,
-    stats: computeChannelStats(split.train),
+  const data = networkData(dataset, {
+    valPerClass,
+    splitSeed,
+    inputSize: net.spec.inputSize,
+    inputChannels: net.spec.inputChannels,
   });
-  return { dataset, split, preprocess, splitSeed, valPerClass };
+  return { ...data, splitSeed, valPerClass };
 }
 
 export function trainBatches(

@@ -38,6 +38,7 @@ export {
   parseIdx,
 } from './idx.js';
 export { isGzip, readDataFile, readMaybeGzip } from './io.js';
+export { type NetworkData, type NetworkDataOptions, networkData } from './network-data.js';
 export {
   type AugmentOptions,
   type AugmentParams,

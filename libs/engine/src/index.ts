@@ -29,6 +29,7 @@ export {
   saveCheckpoint,
   type TrainPosition,
 } from './checkpoint/checkpoint.js';
+export { BnStatsAccumulator, foldBatchNorm } from './evaluate/bn-stats.js';
 export { collectImages, shareImageSet } from './evaluate/data.js';
 export {
   type BnStats,
@@ -88,6 +89,7 @@ export {
   useFastBatchNorm,
   WEIGHTS_FILE,
 } from './plain/index.js';
+export { forwardFolded, layerIndex } from './pruningnet/forward.js';
 export { type PruningNetLayout, pruningNetParamCount } from './pruningnet/layout.js';
 export {
   createPruningNet,

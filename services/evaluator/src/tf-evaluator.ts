@@ -5,19 +5,26 @@
  * variances, as PyTorch's BN with momentum=None), then top-1 and cross-entropy on the
  * validation images in inference mode with every BN folded into its conv.
  *
- * The forward follows @metaprune/engine's PruningNet forward (pruningnet/forward.ts) op for
- * op — 'same' padding, BN without affine (eps 1e-5) through the engine's batchNormTrain
- * kernel, relu6 as clipByValue, global average pool before the classifier — so a candidate
- * scores here what it scores in the engine. The engine does not export an evaluation over
- * streamed weights yet; when it does, this module should call it instead.
+ * The maths is the engine's (BnStatsAccumulator, foldBatchNorm, forwardFolded: the same
+ * code its in-process evaluation runs), so a candidate scores here what it scores in the
+ * engine; this module adds the service's parts: checking the streamed tensors, batches
+ * over the prepared sets, cancellation, progress and spans.
  *
  * Streamed tensors (GenerateWeights): `<layer>.weight` for every layer of `net.layers` in
  * tfjs layout (conv [k, k, cin, cout], depthwise [k, k, c, 1], classifier [cin, classes])
  * and `<classifier>.bias` [classes].
  */
-import type { Activation, Encoding, Layer, Network } from '@metaprune/core';
+import type { Encoding, Layer, Network } from '@metaprune/core';
 import { widthOf } from '@metaprune/core';
-import { batchNormTrain, initBackend, parseBackendName } from '@metaprune/engine';
+import {
+  type BnStats,
+  BnStatsAccumulator,
+  foldBatchNorm,
+  forwardFolded,
+  initBackend,
+  layerIndex,
+  parseBackendName,
+} from '@metaprune/engine';
 import { evaluation, tensorToFloat32 } from '@metaprune/proto';
 import { type Logger, SPAN_NAMES, withSpan } from '@metaprune/runtime';
 import * as tf from '@tensorflow/tfjs';
@@ -30,21 +37,7 @@ import {
   PermanentEvaluationError,
 } from './types.js';
 
-export const BN_EPS = 1e-5;
-
 const yieldNow = () => new Promise<void>((r) => setImmediate(r));
-
-function activate(x: tf.Tensor, act: Activation): tf.Tensor {
-  if (act === 'relu6') return tf.clipByValue(x, 0, 6);
-  if (act === 'relu') return tf.relu(x);
-  return x;
-}
-
-function globalAvg(x: tf.Tensor): tf.Tensor2D {
-  const [n, h, w, c] = x.shape as [number, number, number, number];
-  if (h === 1 && w === 1) return tf.reshape(x, [n, c]);
-  return tf.reshape(tf.avgPool(x as tf.Tensor4D, [h, w], [h, w], 'valid'), [n, c]);
-}
 
 /** The expected tfjs shape of a layer's cropped weight under an encoding. */
 export function cropShape(layer: Layer, enc: Encoding): number[] {
@@ -94,87 +87,53 @@ export function layerWeights(
   });
 }
 
-interface BnStats {
-  mean: (Float32Array | undefined)[];
-  variance: (Float32Array | undefined)[];
+/** Batch k of a prepared set as a tensor (the last batch may be short). */
+function batchTensor(set: ImageBatchSet, k: number, batchSize: number): tf.Tensor4D {
+  const [h, w, c] = set.imageShape;
+  const per = h * w * c;
+  const n = Math.min(batchSize, set.count - k * batchSize);
+  return tf.tensor4d(set.images.subarray(k * batchSize * per, (k * batchSize + n) * per), [
+    n,
+    h,
+    w,
+    c,
+  ]);
 }
 
 /** BN statistics recomputed from scratch over the recalibration images. */
 async function recalibrate(
   net: Network,
   index: Map<Layer, number>,
-  ws: readonly tf.Tensor[],
+  lw: readonly LayerWeights[],
   set: ImageBatchSet,
   batchSize: number,
   signal: AbortSignal,
   onProgress: (fraction: number) => void,
 ): Promise<BnStats> {
-  const L = net.layers.length;
-  const sumMean: (Float64Array | undefined)[] = new Array(L).fill(undefined);
-  const sumVar: (Float64Array | undefined)[] = new Array(L).fill(undefined);
-  const [h, w, c] = set.imageShape;
-  const per = h * w * c;
-  const batches = Math.ceil(set.count / batchSize);
-  for (let k = 0; k < batches; k++) {
-    await yieldNow();
-    signal.throwIfAborted();
-    const n = Math.min(batchSize, set.count - k * batchSize);
-    tf.tidy(() => {
-      const x = tf.tensor4d(set.images.subarray(k * batchSize * per, (k * batchSize + n) * per), [
-        n,
-        h,
-        w,
-        c,
-      ]);
-      const apply = (layer: Layer, inp: tf.Tensor): tf.Tensor => {
-        const i = index.get(layer) as number;
-        const wt = ws[i] as tf.Tensor4D;
-        const s = layer.stride;
-        const y =
-          layer.kind === 'depthwise'
-            ? tf.depthwiseConv2d(inp as tf.Tensor4D, wt, s, 'same')
-            : tf.conv2d(inp as tf.Tensor4D, wt, s, 'same');
-        const bn = batchNormTrain(y, BN_EPS);
-        const md = bn.mean.dataSync();
-        const vd = bn.variance.dataSync();
-        const r = n * layer.outSize * layer.outSize;
-        const unbias = r > 1 ? r / (r - 1) : 1;
-        let sm = sumMean[i];
-        let sv = sumVar[i];
-        if (!sm || !sv) {
-          sm = new Float64Array(md.length);
-          sv = new Float64Array(md.length);
-          sumMean[i] = sm;
-          sumVar[i] = sv;
-        }
-        for (let q = 0; q < md.length; q++) {
-          sm[q] = (sm[q] as number) + (md[q] as number);
-          sv[q] = (sv[q] as number) + (vd[q] as number) * unbias;
-        }
-        return activate(bn.y, layer.act);
-      };
-      let hx: tf.Tensor = x;
-      for (const block of net.blocks) {
-        if (block.kind === 'classifier') break;
-        const inp = block.poolBefore === 'global-avg' ? globalAvg(hx) : hx;
-        let y = inp;
-        for (const layer of block.layers) y = apply(layer, y);
-        if (block.shortcut === 'identity') y = tf.add(y, inp);
-        else if (typeof block.shortcut === 'object') y = tf.add(y, apply(block.shortcut, inp));
-        if (block.shortcut !== 'none') y = activate(y, block.actAfterAdd);
-        if (block.poolAfter === 'max3x3s2') y = tf.maxPool(y as tf.Tensor4D, 3, 2, 'same');
-        hx = y;
+  const acc = new BnStatsAccumulator(net, index);
+  const ws = lw.map((l) => tf.tensor(l.w, l.shape));
+  const biases = lw.map((l) => (l.bias ? tf.tensor1d(l.bias) : undefined));
+  try {
+    const batches = Math.ceil(set.count / batchSize);
+    for (let k = 0; k < batches; k++) {
+      await yieldNow();
+      signal.throwIfAborted();
+      const x = batchTensor(set, k, batchSize);
+      try {
+        acc.addBatch(x, ws, biases);
+      } finally {
+        x.dispose();
       }
-    });
-    onProgress((k + 1) / batches);
+      onProgress((k + 1) / batches);
+    }
+  } finally {
+    tf.dispose(ws);
+    tf.dispose(biases.filter((b): b is tf.Tensor1D => b !== undefined));
   }
-  return {
-    mean: sumMean.map((s) => (s ? Float32Array.from(s, (v) => v / batches) : undefined)),
-    variance: sumVar.map((s) => (s ? Float32Array.from(s, (v) => v / batches) : undefined)),
-  };
+  return acc.result();
 }
 
-/** Weights with BN folded in: W' = W / sqrt(var + eps) per output channel, b = -mean * that. */
+/** Weights with BN folded in (the classifier keeps its own bias). */
 function folded(
   net: Network,
   lw: readonly LayerWeights[],
@@ -186,24 +145,15 @@ function folded(
     const l = lw[i]!;
     if (layer.kind === 'fc') {
       ws.push(tf.tensor(l.w, l.shape));
-      biases.push(tf.tensor1d(l.bias!));
+      biases.push(l.bias ? tf.tensor1d(l.bias) : undefined);
       return;
     }
     const mean = stats.mean[i];
     const variance = stats.variance[i];
     if (!mean || !variance) throw new Error(`no BN statistics for layer ${layer.name}`);
-    const C = mean.length;
-    const rstd = new Float32Array(C);
-    const bias = new Float32Array(C);
-    for (let q = 0; q < C; q++) {
-      rstd[q] = 1 / Math.sqrt((variance[q] as number) + BN_EPS);
-      bias[q] = -(mean[q] as number) * (rstd[q] as number);
-    }
-    // the output channel is the innermost index in both filter layouts
-    const wf = new Float32Array(l.w.length);
-    for (let k = 0; k < wf.length; k++) wf[k] = (l.w[k] as number) * (rstd[k % C] as number);
-    ws.push(tf.tensor(wf, l.shape));
-    biases.push(tf.tensor1d(bias));
+    const f = foldBatchNorm(l.w, mean, variance);
+    ws.push(tf.tensor(f.w, l.shape));
+    biases.push(tf.tensor1d(f.bias));
   });
   return { ws, biases };
 }
@@ -219,8 +169,6 @@ async function validate(
   signal: AbortSignal,
   onProgress: (fraction: number) => void,
 ): Promise<{ correct: number; loss: number; images: number }> {
-  const [h, w, c] = set.imageShape;
-  const per = h * w * c;
   const batches = Math.ceil(set.count / batchSize);
   let correct = 0;
   let lossSum = 0;
@@ -230,47 +178,7 @@ async function validate(
     const n = Math.min(batchSize, set.count - k * batchSize);
     const labels = set.labels.subarray(k * batchSize, k * batchSize + n);
     const [pred, loss] = tf.tidy(() => {
-      const x = tf.tensor4d(set.images.subarray(k * batchSize * per, (k * batchSize + n) * per), [
-        n,
-        h,
-        w,
-        c,
-      ]);
-      const apply = (layer: Layer, inp: tf.Tensor, act: Activation): tf.Tensor => {
-        const i = index.get(layer) as number;
-        const wt = ws[i] as tf.Tensor;
-        const bias = biases[i];
-        if (layer.kind === 'fc') {
-          return tf.fused.matMul({
-            a: inp as tf.Tensor2D,
-            b: wt as tf.Tensor2D,
-            ...(bias ? { bias } : {}),
-          });
-        }
-        const args = {
-          x: inp as tf.Tensor4D,
-          filter: wt as tf.Tensor4D,
-          strides: layer.stride,
-          pad: 'same' as const,
-          ...(bias ? { bias } : {}),
-          activation: act === 'none' ? ('linear' as const) : act,
-        };
-        return layer.kind === 'depthwise' ? tf.fused.depthwiseConv2d(args) : tf.fused.conv2d(args);
-      };
-      let hx: tf.Tensor = x;
-      for (const block of net.blocks) {
-        const inp = block.poolBefore === 'global-avg' ? globalAvg(hx) : hx;
-        let y = inp;
-        for (const layer of block.layers) y = apply(layer, y, layer.act);
-        if (block.shortcut === 'identity') y = tf.add(y, inp);
-        else if (typeof block.shortcut === 'object') {
-          y = tf.add(y, apply(block.shortcut, inp, block.shortcut.act));
-        }
-        if (block.shortcut !== 'none') y = activate(y, block.actAfterAdd);
-        if (block.poolAfter === 'max3x3s2') y = tf.maxPool(y as tf.Tensor4D, 3, 2, 'same');
-        hx = y;
-      }
-      const logits = hx as tf.Tensor2D;
+      const logits = forwardFolded(net, index, batchTensor(set, k, batchSize), ws, biases);
       const classes = logits.shape[1];
       const ce = tf.sum(
         tf.mul(tf.oneHot(tf.tensor1d(labels, 'int32'), classes), tf.neg(tf.logSoftmax(logits))),
@@ -293,23 +201,17 @@ export async function scoreCandidate(
 ): Promise<EvaluationScore> {
   const { network: net, encoding: enc } = input;
   const lw = layerWeights(net, enc, input.weights);
-  const index = new Map(net.layers.map((l, i) => [l, i] as const));
+  const index = layerIndex(net);
   const t0 = performance.now();
   input.onPhase(evaluation.EvaluationPhase.RECALIBRATION, 0);
-  const raw = lw.map((l) => tf.tensor(l.w, l.shape));
-  let stats: BnStats;
-  try {
-    stats = await withSpan(
-      SPAN_NAMES.bnRecalibration,
-      () =>
-        recalibrate(net, index, raw, sets.recal, input.batchSize, input.signal, (f) =>
-          input.onPhase(evaluation.EvaluationPhase.RECALIBRATION, f),
-        ),
-      { 'metaprune.evaluation.images': sets.recal.count },
-    );
-  } finally {
-    tf.dispose(raw);
-  }
+  const stats = await withSpan(
+    SPAN_NAMES.bnRecalibration,
+    () =>
+      recalibrate(net, index, lw, sets.recal, input.batchSize, input.signal, (f) =>
+        input.onPhase(evaluation.EvaluationPhase.RECALIBRATION, f),
+      ),
+    { 'metaprune.evaluation.images': sets.recal.count },
+  );
   const t1 = performance.now();
   input.onPhase(evaluation.EvaluationPhase.VALIDATION, 0);
   const { ws, biases } = folded(net, lw, stats);

@@ -20,15 +20,12 @@ import {
 } from '@metaprune/core';
 import {
   BatchIterator,
-  computeChannelStats,
   type Dataset,
   FASHION_MNIST_CLASSES,
   loadCifar10,
   loadIdxDataset,
-  type PreprocessConfig,
-  preprocessConfig,
-  splitTrainVal,
-  type TrainValTestSplit,
+  type NetworkData,
+  networkData,
 } from '@metaprune/data';
 import {
   buildPlainModel,
@@ -78,11 +75,7 @@ function ensureBackend(backend: string): Promise<unknown> {
 }
 
 /** The dataset, split and preprocessing a configuration describes (DESIGN.md 3). */
-export interface PreparedData {
-  dataset: Dataset;
-  split: TrainValTestSplit;
-  preprocess: PreprocessConfig;
-}
+export type PreparedData = NetworkData;
 
 const datasets = new Map<string, Promise<Dataset>>();
 
@@ -107,17 +100,12 @@ function loadData(cfg: ResolvedTrainingConfig): Promise<Dataset> {
  */
 export async function prepareData(cfg: ResolvedTrainingConfig): Promise<PreparedData> {
   const dataset = await loadData(cfg);
-  const classes = dataset.classNames.length;
-  const split = splitTrainVal(dataset, {
-    valPerClass: Math.max(1, Math.round(cfg.validationImages / classes)),
-    seed: cfg.seed,
+  return networkData(dataset, {
+    valPerClass: Math.max(1, Math.round(cfg.validationImages / dataset.classNames.length)),
+    splitSeed: cfg.seed,
+    inputSize: cfg.network.inputSize,
+    inputChannels: cfg.network.inputChannels,
   });
-  const preprocess = preprocessConfig(dataset.imageShape, {
-    size: cfg.network.inputSize,
-    channels: cfg.network.inputChannels,
-    stats: computeChannelStats(split.train),
-  });
-  return { dataset, split, preprocess };
 }
 
 function recalSet(data: PreparedData, seed: number, batches: number): ImageSet {

@@ -1,39 +1,15 @@
-/**
- * `metaprune experiment` (issue 8): the paper's claims at small scale, driven through the
- * services. In one stack session: PruningNets trained through the weight generator (every
- * network, plus the no-weight-prediction ablation for the first), a latency table measured
- * on this machine (when the stack runs a latency profiler), searches through the controller
- * at MACs budgets (and one latency budget), proxy scores of the baselines and the fidelity
- * candidates from the evaluator pool, then every winner, baseline and fidelity candidate
- * retrained from scratch with one recipe and seed and measured on the test set. The
- * results go to `results.json`; report.ts turns them into the Markdown report and plots.
- */
-import { relative } from 'node:path';
 import {
   buildNetwork,
-  costModel,
   type Encoding,
   encodingKey,
-  geneChannels,
-  kendallTau,
   type Network,
   uniformEncoding,
 } from '@metaprune/core';
-import { budgetProto, fullCost, type MacsBudget, macsBudgets, uniformAtLeast } from './budgets.js';
+import { budgetProto, fullCost, macsBudgets, uniformAtLeast } from './budgets.js';
 import { networkTag, slug } from './compare-jobs.js';
+import { assembleResults, type Planned, type Searched } from './experiment-assemble.js';
 import type { ExperimentConfig, ExperimentNetwork } from './experiment-config.js';
-import type {
-  AblationResult,
-  ExperimentResults,
-  FidelityPoint,
-  FidelityResult,
-  LatencyResult,
-  ModelRef,
-  NetworkResult,
-  PruningNetInfo,
-  ResultRow,
-  SearchInfo,
-} from './experiment-types.js';
+import type { ExperimentResults, LatencyResult } from './experiment-types.js';
 import { stratifiedRandom } from './fidelity.js';
 import {
   type LatencyDevice,
@@ -45,7 +21,7 @@ import { proxyTop1 } from './proxy-eval.js';
 import type { Reporter } from './reporter.js';
 import { runRetrains } from './retrain.js';
 import { RetrainBook } from './retrain-book.js';
-import { type FoundCandidate, runSearchPhase } from './search.js';
+import { runSearchPhase } from './search.js';
 import { withStack } from './session.js';
 import { type TrainedPruningNet, trainPruningNet } from './train-pruningnet.js';
 
@@ -65,25 +41,6 @@ export interface ExperimentOptions {
 }
 
 const PHASES = 6;
-
-interface Searched {
-  net: Network;
-  cfg: ExperimentNetwork;
-  pn: TrainedPruningNet;
-  budgets: MacsBudget[];
-  winners: (FoundCandidate | null)[];
-  latencyWinner: FoundCandidate | null;
-  search: SearchInfo;
-}
-
-const info = (pn: TrainedPruningNet, noWp: boolean): PruningNetInfo => ({
-  id: pn.pruningnetId,
-  version: pn.version,
-  seconds: pn.seconds,
-  loss: pn.loss,
-  validationAccuracy: pn.validationAccuracy ?? null,
-  noWeightPrediction: noWp,
-});
 
 export async function runExperiment(o: ExperimentOptions): Promise<ExperimentResults> {
   const { config: cfg, reporter: ui } = o;
@@ -277,15 +234,6 @@ export async function runExperiment(o: ExperimentOptions): Promise<ExperimentRes
         });
       };
 
-      type Planned = {
-        budget: string;
-        kind: 'macs' | 'latency';
-        bound: number;
-        w: FoundCandidate;
-        u: ReturnType<typeof uniformAtLeast> & { latencyMs?: number };
-        sKey: string;
-        uKey: string;
-      };
       const planned = new Map<Searched, Planned[]>();
       for (const s of searched) {
         const rows: Planned[] = [];
@@ -454,121 +402,21 @@ export async function runExperiment(o: ExperimentOptions): Promise<ExperimentRes
         }),
       );
 
-      // assemble
-      const ref = (
-        net: Network,
-        enc: Encoding,
-        key: string,
-        proxy: number,
-        latencyMs?: number,
-      ): ModelRef => {
-        const r = book.outcome(key);
-        const cost = fullCostOf(net, enc);
-        return {
-          encoding: [...enc],
-          channels: geneChannels(net, enc),
-          macs: cost.macs,
-          params: cost.params,
-          proxyTop1: proxy,
-          testTop1: r.test_top1,
-          exported: relative(o.outDir, r.exported),
-          ...(latencyMs !== undefined ? { latencyMs } : {}),
-        };
-      };
-      const networks: NetworkResult[] = searched.map((s) => {
-        const full = fullCost(s.net);
-        const rows = (planned.get(s) ?? []).map((p): ResultRow => {
-          const searchedRef = ref(s.net, p.w.encoding, p.sKey, p.w.top1, p.w.latencyMs);
-          const uniformRef = ref(
-            s.net,
-            p.u.encoding,
-            p.uKey,
-            proxyOf.get(book.key(s.net, p.u.encoding)) ?? Number.NaN,
-            p.u.latencyMs,
-          );
-          return {
-            network: networkTag(s.net),
-            budget: p.budget,
-            kind: p.kind,
-            bound: p.bound,
-            searched: searchedRef,
-            uniform: { ...uniformRef, scale: p.u.scale },
-            delta: searchedRef.testTop1 - uniformRef.testTop1,
-          };
-        });
-        return {
-          key: s.cfg.key,
-          tag: networkTag(s.net),
-          spec: s.net.spec,
-          genes: s.net.genes.map((g) => ({ name: g.name, kind: g.kind, max: g.max })),
-          fullMacs: full.macs,
-          fullParams: full.params,
-          pruningnet: info(s.pn, false),
-          search: s.search,
-          rows,
-        };
+      const {
+        networks,
+        ablation,
+        fidelity: fid,
+      } = assembleResults({
+        searched,
+        planned,
+        book,
+        proxyOf,
+        ablProxyOf,
+        ablation: { pn: ablPn, search: ablSearch, best: ablBest, keys: ablKeys },
+        fidelity,
+        fidelityKeys: fidKeys,
+        outDir: o.outDir,
       });
-      const primResult = networks[0]!;
-      const ablation: AblationResult = {
-        network: networkTag(prim.net),
-        pruningnet: info(ablPn, true),
-        search: {
-          id: ablSearch.searchId,
-          budgets: prim.budgets.map((b) => b.name),
-          evaluated: ablSearch.evaluated,
-          seconds: ablSearch.seconds,
-          history: ablSearch.history,
-        },
-        rows: prim.budgets.flatMap((b, i) => {
-          const mpRow = primResult.rows.find((r) => r.kind === 'macs' && r.budget === b.name);
-          const w = ablBest[i];
-          const key = ablKeys[i];
-          if (!mpRow || !w || !key) return [];
-          return [
-            {
-              budget: b.name,
-              bound: b.maxMacs,
-              metapruning: mpRow.searched,
-              ablation: ref(prim.net, w.encoding, key, w.top1),
-              uniform: mpRow.uniform,
-            },
-          ];
-        }),
-      };
-      const points: FidelityPoint[] = fidelity.map((c, i) => {
-        const r = book.outcome(fidKeys[i]!);
-        const cost = fullCostOf(prim.net, c.enc);
-        const k = book.key(prim.net, c.enc);
-        return {
-          source: c.source,
-          encoding: [...c.enc],
-          macs: cost.macs,
-          params: cost.params,
-          proxyTop1: proxyOf.get(k) ?? Number.NaN,
-          proxyTop1Ablation: ablProxyOf.get(k) ?? null,
-          testTop1: r.test_top1,
-          exported: relative(o.outDir, r.exported),
-        };
-      });
-      const ok = points.filter((p) => Number.isFinite(p.proxyTop1));
-      const okAbl = points.filter(
-        (p) => p.proxyTop1Ablation !== null && Number.isFinite(p.proxyTop1Ablation),
-      );
-      const fid: FidelityResult = {
-        network: networkTag(prim.net),
-        points,
-        tau: kendallTau(
-          ok.map((p) => p.proxyTop1),
-          ok.map((p) => p.testTop1),
-        ),
-        tauAblation:
-          okAbl.length >= 2
-            ? kendallTau(
-                okAbl.map((p) => p.proxyTop1Ablation as number),
-                okAbl.map((p) => p.testTop1),
-              )
-            : null,
-      };
       const finished = new Date();
       return {
         format: 'metaprune-experiment/1',
@@ -587,18 +435,4 @@ export async function runExperiment(o: ExperimentOptions): Promise<ExperimentRes
       };
     },
   );
-}
-
-function fullCostOf(net: Network, enc: Encoding) {
-  return fullCostModel(net).cost(enc);
-}
-
-const models = new WeakMap<Network, ReturnType<typeof costModel>>();
-function fullCostModel(net: Network) {
-  let m = models.get(net);
-  if (!m) {
-    m = costModel(net);
-    models.set(net, m);
-  }
-  return m;
 }

@@ -7,13 +7,16 @@
  */
 import { countCost, type Encoding, validateEncoding } from '@metaprune/core';
 import * as tf from '@tensorflow/tfjs';
-import { BN_EPS, forwardFolded, forwardTrain } from '../pruningnet/forward.js';
+import { forwardFolded } from '../pruningnet/forward.js';
 import {
   type GeneratedCandidate,
   generateCandidate,
   type PruningNet,
 } from '../pruningnet/pruningnet.js';
 import { cropTensors } from '../pruningnet/tfstep.js';
+import { type BnStats, BnStatsAccumulator, foldBatchNorm } from './bn-stats.js';
+
+export type { BnStats } from './bn-stats.js';
 
 /** Images held in memory (NHWC floats, already preprocessed) with their labels. */
 export interface ImageSet {
@@ -44,12 +47,6 @@ export interface EvaluationResult {
   valImages: number;
   /** Wall time of the evaluation. */
   seconds: number;
-}
-
-/** Per-layer BN statistics of a candidate (by net.layers index; absent for the classifier). */
-export interface BnStats {
-  mean: (Float32Array | undefined)[];
-  variance: (Float32Array | undefined)[];
 }
 
 /** Copies batch k (wrapping around) of a set into `out`; returns its size. */
@@ -87,9 +84,7 @@ export function recalibrate(
   batchSize: number,
 ): BnStats {
   const { layout, net, index } = pnet;
-  const L = net.layers.length;
-  const sumMean: (Float64Array | undefined)[] = new Array(L).fill(undefined);
-  const sumVar: (Float64Array | undefined)[] = new Array(L).fill(undefined);
+  const acc = new BnStatsAccumulator(net, index);
   const per = set.imageShape[0] * set.imageShape[1] * set.imageShape[2];
   const buf = { images: new Float32Array(batchSize * per), labels: new Int32Array(batchSize) };
   const [h, w, c] = set.imageShape;
@@ -97,53 +92,23 @@ export function recalibrate(
   try {
     for (let k = 0; k < batches; k++) {
       const n = fillBatch(set, k, batchSize, buf, true);
-      const rowsPerChannel = (layer: number) => {
-        const l = net.layers[layer];
-        return l ? n * l.outSize * l.outSize : n;
-      };
-      tf.tidy(() => {
-        const x = tf.tensor4d(buf.images.subarray(0, n * per), [n, h, w, c]);
-        const stats: [number, tf.Tensor, tf.Tensor][] = [];
-        forwardTrain(net, index, x, ws, biases, {
-          statsOnly: true,
-          onStats: (i, m, v) => {
-            stats.push([i, m, v]);
-          },
-        });
-        for (const [i, m, v] of stats) {
-          const md = m.dataSync();
-          const vd = v.dataSync();
-          const r = rowsPerChannel(i);
-          const unbias = r > 1 ? r / (r - 1) : 1;
-          let sm = sumMean[i];
-          let sv = sumVar[i];
-          if (!sm || !sv) {
-            sm = new Float64Array(md.length);
-            sv = new Float64Array(md.length);
-            sumMean[i] = sm;
-            sumVar[i] = sv;
-          }
-          for (let q = 0; q < md.length; q++) {
-            sm[q] = (sm[q] as number) + (md[q] as number);
-            sv[q] = (sv[q] as number) + (vd[q] as number) * unbias;
-          }
-          m.dispose();
-          v.dispose();
-        }
-      });
+      const x = tf.tensor4d(buf.images.subarray(0, n * per), [n, h, w, c]);
+      try {
+        acc.addBatch(x, ws, biases);
+      } finally {
+        x.dispose();
+      }
     }
   } finally {
     tf.dispose(ws);
     tf.dispose(biases.filter((b): b is tf.Tensor => b != null));
   }
-  const mean = sumMean.map((s) => (s ? Float32Array.from(s, (v) => v / batches) : undefined));
-  const variance = sumVar.map((s) => (s ? Float32Array.from(s, (v) => v / batches) : undefined));
-  return { mean, variance };
+  return acc.result();
 }
 
 /**
- * Folds BN statistics into the candidate's crops: W' = W / sqrt(var + eps) per output
- * channel, bias = -mean / sqrt(var + eps). Returns tensors (caller disposes).
+ * Folds BN statistics into the candidate's crops (see bn-stats.ts). Returns tensors
+ * (caller disposes).
  */
 export function foldedTensors(
   pnet: PruningNet,
@@ -167,19 +132,9 @@ export function foldedTensors(
     const variance = stats.variance[i];
     if (!mean || !variance)
       throw new Error(`no BN statistics for layer ${layout.net.layers[i]?.name}`);
-    const C = p.cout;
-    const rstd = new Float32Array(C);
-    const bias = new Float32Array(C);
-    for (let q = 0; q < C; q++) {
-      rstd[q] = 1 / Math.sqrt((variance[q] as number) + BN_EPS);
-      bias[q] = -(mean[q] as number) * (rstd[q] as number);
-    }
-    const src = cand.arena.subarray(g.rowOff, g.rowOff + p.size);
-    const wf = new Float32Array(p.size);
-    // Output channel is the innermost index in both filter layouts.
-    for (let k = 0; k < p.size; k++) wf[k] = (src[k] as number) * (rstd[k % C] as number);
-    ws.push(tf.tensor(wf, p.shape));
-    biases.push(tf.tensor1d(bias));
+    const folded = foldBatchNorm(cand.arena.subarray(g.rowOff, g.rowOff + p.size), mean, variance);
+    ws.push(tf.tensor(folded.w, p.shape));
+    biases.push(tf.tensor1d(folded.bias));
   });
   return { ws, biases };
 }
