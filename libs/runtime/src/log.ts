@@ -6,6 +6,16 @@
 export const LOG_LEVELS = ['debug', 'info', 'warn', 'error', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
+/** The log-level setting every service has (spread into its config schema). */
+export const LOG_LEVEL_SETTINGS = {
+  logLevel: {
+    type: 'enum',
+    values: LOG_LEVELS,
+    default: 'info',
+    doc: 'log level (JSON lines on stderr)',
+  },
+} as const;
+
 const RANK: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40, silent: 100 };
 
 export type LogFields = Record<string, unknown>;

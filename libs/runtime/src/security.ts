@@ -33,8 +33,11 @@ export const GRPC_TLS_SETTINGS = {
   },
 } as const satisfies ConfigSchema;
 
-/** NATS authentication and TLS settings besides user/pass/token (spread into a schema). */
+/** NATS authentication (user/password, token, nkey) and TLS settings (spread into a schema). */
 export const NATS_SECURITY_SETTINGS = {
+  natsUser: { type: 'string', doc: 'NATS user (with nats-pass)' },
+  natsPass: { type: 'string', secret: true, doc: 'NATS password' },
+  natsToken: { type: 'string', secret: true, doc: 'NATS authentication token' },
   natsNkeySeed: {
     type: 'string',
     secret: true,

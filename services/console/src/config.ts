@@ -8,7 +8,7 @@ import {
   DEFAULT_PORTS,
   defineConfig,
   type InferConfig,
-  LOG_LEVELS,
+  LOG_LEVEL_SETTINGS,
   loadConfig,
   NATS_SECURITY_SETTINGS,
 } from '@metaprune/runtime';
@@ -44,9 +44,6 @@ export const CONFIG_SCHEMA = defineConfig({
     default: [],
     doc: 'NATS server URL(s), comma-separated: training jobs, queue depth, evaluators, evaluation rate; empty: none',
   },
-  natsUser: { type: 'string', doc: 'NATS user (with nats-pass)' },
-  natsPass: { type: 'string', secret: true, doc: 'NATS password' },
-  natsToken: { type: 'string', secret: true, doc: 'NATS authentication token' },
   ...NATS_SECURITY_SETTINGS,
   exportRoot: {
     type: 'string',
@@ -65,7 +62,7 @@ export const CONFIG_SCHEMA = defineConfig({
     max: 60_000,
     doc: 'how often searches, the queue and the devices are refreshed',
   },
-  logLevel: { type: 'enum', values: LOG_LEVELS, default: 'info', doc: 'log level' },
+  ...LOG_LEVEL_SETTINGS,
 });
 
 export type ConsoleConfig = InferConfig<typeof CONFIG_SCHEMA>;

@@ -1,4 +1,9 @@
-import { defineConfig, GRPC_TLS_SETTINGS, NATS_SECURITY_SETTINGS } from '@metaprune/runtime';
+import {
+  defineConfig,
+  GRPC_TLS_SETTINGS,
+  LOG_LEVEL_SETTINGS,
+  NATS_SECURITY_SETTINGS,
+} from '@metaprune/runtime';
 
 /**
  * Settings of the controller. Env vars take the prefix `CONTROLLER_`
@@ -18,9 +23,6 @@ export const CONTROLLER_CONFIG = defineConfig({
     default: 'nats://127.0.0.1:4222',
     doc: 'NATS server URL(s), comma-separated',
   },
-  natsUser: { type: 'string', doc: 'NATS user (with natsPass)' },
-  natsPass: { type: 'string', secret: true, doc: 'NATS password' },
-  natsToken: { type: 'string', secret: true, doc: 'NATS token' },
   ...NATS_SECURITY_SETTINGS,
   ...GRPC_TLS_SETTINGS,
   healthPort: {
@@ -74,10 +76,5 @@ export const CONTROLLER_CONFIG = defineConfig({
     min: 1000,
     doc: 'on SIGTERM, exit 1 if shutdown has not finished after this long',
   },
-  logLevel: {
-    type: 'enum',
-    values: ['debug', 'info', 'warn', 'error', 'silent'],
-    default: 'info',
-    doc: 'log level (JSON lines on stderr)',
-  },
+  ...LOG_LEVEL_SETTINGS,
 });

@@ -1,4 +1,9 @@
-import { defineConfig, GRPC_TLS_SETTINGS, NATS_SECURITY_SETTINGS } from '@metaprune/runtime';
+import {
+  defineConfig,
+  GRPC_TLS_SETTINGS,
+  LOG_LEVEL_SETTINGS,
+  NATS_SECURITY_SETTINGS,
+} from '@metaprune/runtime';
 
 /**
  * Settings of an evaluator process. Env vars take the prefix `EVALUATOR_`
@@ -10,9 +15,6 @@ export const EVALUATOR_CONFIG = defineConfig({
     default: 'nats://127.0.0.1:4222',
     doc: 'NATS server URL(s), comma-separated',
   },
-  natsUser: { type: 'string', doc: 'NATS user (with natsPass)' },
-  natsPass: { type: 'string', secret: true, doc: 'NATS password' },
-  natsToken: { type: 'string', secret: true, doc: 'NATS token' },
   ...NATS_SECURITY_SETTINGS,
   // the evaluator only calls (GenerateWeights); its health server stays plaintext
   ...GRPC_TLS_SETTINGS,
@@ -100,10 +102,5 @@ export const EVALUATOR_CONFIG = defineConfig({
     max: 1,
     doc: 'CHAOS, tests only: fraction of candidates (by a hash of the encoding) whose evaluation kills this process with SIGKILL (0 = off)',
   },
-  logLevel: {
-    type: 'enum',
-    values: ['debug', 'info', 'warn', 'error', 'silent'],
-    default: 'info',
-    doc: 'log level (JSON lines on stderr)',
-  },
+  ...LOG_LEVEL_SETTINGS,
 });

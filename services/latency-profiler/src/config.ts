@@ -8,7 +8,7 @@ import {
   defineConfig,
   GRPC_TLS_SETTINGS,
   type InferConfig,
-  LOG_LEVELS,
+  LOG_LEVEL_SETTINGS,
   loadConfig,
   NATS_NAMES,
   NATS_SECURITY_SETTINGS,
@@ -31,9 +31,6 @@ export const CONFIG_SCHEMA = defineConfig({
     default: ['nats://127.0.0.1:4222'],
     doc: 'NATS server URL(s), comma-separated (JetStream must be enabled)',
   },
-  natsUser: { type: 'string', doc: 'NATS user (with nats-pass)' },
-  natsPass: { type: 'string', secret: true, doc: 'NATS password' },
-  natsToken: { type: 'string', secret: true, doc: 'NATS authentication token' },
   ...NATS_SECURITY_SETTINGS,
   ...GRPC_TLS_SETTINGS,
   healthPort: {
@@ -79,7 +76,7 @@ export const CONFIG_SCHEMA = defineConfig({
     min: 100,
     doc: 'on SIGTERM: time for in-flight calls to finish before they are cut',
   },
-  logLevel: { type: 'enum', values: LOG_LEVELS, default: 'info', doc: 'log level' },
+  ...LOG_LEVEL_SETTINGS,
 });
 
 export type LatencyProfilerConfig = InferConfig<typeof CONFIG_SCHEMA>;

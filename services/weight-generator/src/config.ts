@@ -8,7 +8,7 @@ import {
   defineConfig,
   GRPC_TLS_SETTINGS,
   type InferConfig,
-  LOG_LEVELS,
+  LOG_LEVEL_SETTINGS,
   loadConfig,
   NATS_SECURITY_SETTINGS,
 } from '@metaprune/runtime';
@@ -29,9 +29,6 @@ export const CONFIG_SCHEMA = defineConfig({
     default: ['nats://127.0.0.1:4222'],
     doc: 'NATS server URL(s), comma-separated',
   },
-  natsUser: { type: 'string', doc: 'NATS user (with nats-pass)' },
-  natsPass: { type: 'string', secret: true, doc: 'NATS password' },
-  natsToken: { type: 'string', secret: true, doc: 'NATS authentication token' },
   ...NATS_SECURITY_SETTINGS,
   ...GRPC_TLS_SETTINGS,
   healthPort: {
@@ -113,7 +110,7 @@ export const CONFIG_SCHEMA = defineConfig({
     min: 1000,
     doc: 'on SIGTERM: time to checkpoint the running job and finish in-flight calls',
   },
-  logLevel: { type: 'enum', values: LOG_LEVELS, default: 'info', doc: 'log level' },
+  ...LOG_LEVEL_SETTINGS,
 });
 
 export type WeightGeneratorConfig = InferConfig<typeof CONFIG_SCHEMA>;
