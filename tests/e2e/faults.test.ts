@@ -26,19 +26,19 @@ import {
   trainOnStack,
 } from '@metaprune/cli';
 import { costModel } from '@metaprune/core';
-import {
-  decodeResult,
-  isPoisonCandidate,
-  networkFromProto,
-  RESULTS_STREAM,
-} from '@metaprune/evaluator';
+import { isPoisonCandidate, networkFromProto } from '@metaprune/evaluator';
 import { common, controller, evaluation } from '@metaprune/proto';
 import { connectNats, NATS_NAMES, openKv } from '@metaprune/runtime';
 import { type JetStreamManager, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import type { KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { followSearchOn, startSearchOn } from './helpers/search.js';
+import {
+  followSearchOn,
+  resultCounts as resultCountsIn,
+  resultOf as resultOfIn,
+  startSearchOn,
+} from './helpers/search.js';
 
 const NETWORK = common.NetworkSpec.fromPartial({
   family: common.NetworkFamily.MOBILENET_V2,
@@ -234,23 +234,8 @@ describe('faults with real processes on loopback', () => {
     };
   }
 
-  /** Result messages per job id in the results stream. */
-  async function resultCounts(): Promise<Map<string, number>> {
-    const prefix = `${NATS_NAMES.resultsSubjectPrefix}.`;
-    const info = await jsm.streams.info(RESULTS_STREAM, { subjects_filter: `${prefix}>` });
-    const out = new Map<string, number>();
-    for (const [subject, n] of Object.entries(info.state.subjects ?? {})) {
-      out.set(subject.slice(prefix.length), n);
-    }
-    return out;
-  }
-
-  async function resultOf(jobId: string) {
-    const m = await jsm.streams.getMessage(RESULTS_STREAM, {
-      last_by_subj: `${NATS_NAMES.resultsSubjectPrefix}.${jobId}`,
-    });
-    return m ? decodeResult(m.data) : undefined;
-  }
+  const resultCounts = () => resultCountsIn(jsm);
+  const resultOf = (jobId: string) => resultOfIn(jsm, jobId);
 
   /** Results stored since `before`, each job's message count, decoded. */
   async function freshResults(before: Map<string, number>) {

@@ -9,13 +9,18 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { type Stack, startStack, type TrainedPruningNet, trainOnStack } from '@metaprune/cli';
 import { costModel } from '@metaprune/core';
-import { decodeResult, networkFromProto, RESULTS_STREAM } from '@metaprune/evaluator';
+import { networkFromProto } from '@metaprune/evaluator';
 import { common, controller, evaluation } from '@metaprune/proto';
 import { connectNats, NATS_NAMES, watchHealth } from '@metaprune/runtime';
 import { type JetStreamManager, jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { followSearchOn, startSearchOn } from './helpers/search.js';
+import {
+  followSearchOn,
+  resultCounts as resultCountsIn,
+  resultOf as resultOfIn,
+  startSearchOn,
+} from './helpers/search.js';
 
 const NETWORK = common.NetworkSpec.fromPartial({
   family: common.NetworkFamily.MOBILENET_V2,
@@ -86,23 +91,8 @@ describe('search through the real services', () => {
   const follow = (id: string, onProgress?: (p: controller.SearchProgress) => void) =>
     followSearchOn(() => stack.controller.address, id, onProgress);
 
-  /** Result messages per job id in the results stream. */
-  async function resultCounts(): Promise<Map<string, number>> {
-    const prefix = `${NATS_NAMES.resultsSubjectPrefix}.`;
-    const info = await jsm.streams.info(RESULTS_STREAM, { subjects_filter: `${prefix}>` });
-    const out = new Map<string, number>();
-    for (const [subject, n] of Object.entries(info.state.subjects ?? {})) {
-      out.set(subject.slice(prefix.length), n);
-    }
-    return out;
-  }
-
-  async function resultOf(jobId: string) {
-    const m = await jsm.streams.getMessage(RESULTS_STREAM, {
-      last_by_subj: `${NATS_NAMES.resultsSubjectPrefix}.${jobId}`,
-    });
-    return m ? decodeResult(m.data) : undefined;
-  }
+  const resultCounts = () => resultCountsIn(jsm);
+  const resultOf = (jobId: string) => resultOfIn(jsm, jobId);
 
   function expectExactlyOnce(before: Map<string, number>, after: Map<string, number>, n: number) {
     const fresh = [...after].filter(([id]) => !before.has(id));

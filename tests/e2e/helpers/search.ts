@@ -1,6 +1,12 @@
-/** The controller calls the end-to-end tests share: start a search, follow it to the end. */
+/**
+ * What the end-to-end search tests share: start a search, follow it to the end, read the
+ * evaluators' results stream.
+ */
 import { followSearch, searchClient } from '@metaprune/cli';
-import type { controller } from '@metaprune/proto';
+import { decodeResult, RESULTS_STREAM } from '@metaprune/evaluator';
+import type { controller, evaluation } from '@metaprune/proto';
+import { NATS_NAMES } from '@metaprune/runtime';
+import type { JetStreamManager } from '@nats-io/jetstream';
 
 /** StartSearch on the controller at `address`; resolves with the search id. */
 export function startSearchOn(
@@ -32,4 +38,26 @@ export async function followSearchOn(
   } finally {
     client.close();
   }
+}
+
+/** Result messages per job id in the evaluators' results stream. */
+export async function resultCounts(jsm: JetStreamManager): Promise<Map<string, number>> {
+  const prefix = `${NATS_NAMES.resultsSubjectPrefix}.`;
+  const info = await jsm.streams.info(RESULTS_STREAM, { subjects_filter: `${prefix}>` });
+  const out = new Map<string, number>();
+  for (const [subject, n] of Object.entries(info.state.subjects ?? {})) {
+    out.set(subject.slice(prefix.length), n);
+  }
+  return out;
+}
+
+/** The last stored result of a job, decoded. */
+export async function resultOf(
+  jsm: JetStreamManager,
+  jobId: string,
+): Promise<evaluation.EvaluationResult | undefined> {
+  const m = await jsm.streams.getMessage(RESULTS_STREAM, {
+    last_by_subj: `${NATS_NAMES.resultsSubjectPrefix}.${jobId}`,
+  });
+  return m ? decodeResult(m.data) : undefined;
 }

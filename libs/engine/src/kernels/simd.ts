@@ -588,6 +588,55 @@ function instantiate(backend: WasmBackendLike): SimdKernels | null {
   const free = (p: number) => heap._free!(p);
   const H = () => backend.wasm.HEAPU8.buffer;
 
+  /**
+   * dx = k1 * dy + k0 + k2 * y per channel, the coefficients from the channel sums of dy
+   * and dy * y (one SIMD pass for the sums, one for dx). `coefficients` gets float32 views
+   * of other tensors through `f32` (made after the scratch allocation, which may grow the
+   * heap and detach older views).
+   */
+  const backwardPass = (
+    b: WasmBackendLike,
+    dy: TensorInfo,
+    y: TensorInfo,
+    dx: TensorInfo,
+    coefficients: (
+      sumDy: Float64Array,
+      sumDyY: Float64Array,
+      f32: (t: TensorInfo) => Float32Array,
+      R: number,
+    ) => { k0: Float32Array; k1: Float32Array; k2: Float32Array },
+  ): boolean => {
+    const C = dy.shape[dy.shape.length - 1]!;
+    const R = dy.shape.reduce((p, q) => p * q, 1) / C;
+    // scratch (float64 first, for alignment): t1, t2 (C f64), k1, k2, k0, s1, s2 (C f32)
+    const s = malloc(C * 36);
+    const t1 = s;
+    const t2 = s + 8 * C;
+    const k1p = s + 16 * C;
+    const k2p = s + 20 * C;
+    const k0p = s + 24 * C;
+    const s1 = s + 28 * C;
+    const s2 = s + 32 * C;
+    const buf = H();
+    new Float32Array(buf, s1, 2 * C).fill(0);
+    new Float64Array(buf, t1, 2 * C).fill(0);
+    const dyo = offsetOf(b, dy);
+    const yo = offsetOf(b, y);
+    ex.sums2(dyo, yo, s1, s2, t1, t2, R, C);
+    const { k0, k1, k2 } = coefficients(
+      new Float64Array(buf, t1, C),
+      new Float64Array(buf, t2, C),
+      (t) => new Float32Array(buf, offsetOf(b, t), C),
+      R,
+    );
+    new Float32Array(buf, k1p, C).set(k1);
+    new Float32Array(buf, k2p, C).set(k2);
+    new Float32Array(buf, k0p, C).set(k0);
+    ex.affine2(dyo, yo, k1p, k2p, k0p, offsetOf(b, dx), R, C);
+    free(s);
+    return true;
+  };
+
   return {
     depthwiseFilterGrad(b, x, dy, out, info) {
       if (info.outChannels !== info.inChannels) return false;
@@ -686,39 +735,9 @@ function instantiate(backend: WasmBackendLike): SimdKernels | null {
     },
 
     bnBackward(b, dy, y, variance, dmean, dvar, dx, eps) {
-      const C = dy.shape[dy.shape.length - 1]!;
-      const size = dy.shape.reduce((p, q) => p * q, 1);
-      const R = size / C;
-      // scratch (float64 first, for alignment): t1, t2 (C f64), k1, k2, k0, s1, s2 (C f32)
-      const s = malloc(C * 36);
-      const t1 = s;
-      const t2 = s + 8 * C;
-      const k1p = s + 16 * C;
-      const k2p = s + 20 * C;
-      const k0p = s + 24 * C;
-      const s1 = s + 28 * C;
-      const s2 = s + 32 * C;
-      const buf = H();
-      new Float32Array(buf, s1, 2 * C).fill(0);
-      new Float64Array(buf, t1, 2 * C).fill(0);
-      const dyo = offsetOf(b, dy);
-      const yo = offsetOf(b, y);
-      ex.sums2(dyo, yo, s1, s2, t1, t2, R, C);
-      const { k0, k1, k2 } = bnBackwardCoefficients(
-        new Float64Array(buf, t1, C),
-        new Float64Array(buf, t2, C),
-        new Float32Array(buf, offsetOf(b, variance), C),
-        new Float32Array(buf, offsetOf(b, dmean), C),
-        new Float32Array(buf, offsetOf(b, dvar), C),
-        R,
-        eps,
+      return backwardPass(b, dy, y, dx, (sumDy, sumDyY, f32, R) =>
+        bnBackwardCoefficients(sumDy, sumDyY, f32(variance), f32(dmean), f32(dvar), R, eps),
       );
-      new Float32Array(buf, k1p, C).set(k1);
-      new Float32Array(buf, k2p, C).set(k2);
-      new Float32Array(buf, k0p, C).set(k0);
-      ex.affine2(dyo, yo, k1p, k2p, k0p, offsetOf(b, dx), R, C);
-      free(s);
-      return true;
     },
 
     scaleShift(b, x, gamma, beta, out) {
@@ -729,39 +748,18 @@ function instantiate(backend: WasmBackendLike): SimdKernels | null {
     },
 
     bnAffineBackward(b, dz, y, variance, gamma, dx, dgamma, dbeta, eps) {
-      const C = dz.shape[dz.shape.length - 1]!;
-      const R = dz.shape.reduce((p, q) => p * q, 1) / C;
-      // scratch as in bnBackward: t1, t2 (C f64), k1, k2, k0, s1, s2 (C f32)
-      const s = malloc(C * 36);
-      const t1 = s;
-      const t2 = s + 8 * C;
-      const k1p = s + 16 * C;
-      const k2p = s + 20 * C;
-      const k0p = s + 24 * C;
-      const s1 = s + 28 * C;
-      const s2 = s + 32 * C;
-      const buf = H();
-      new Float32Array(buf, s1, 2 * C).fill(0);
-      new Float64Array(buf, t1, 2 * C).fill(0);
-      const dzo = offsetOf(b, dz);
-      const yo = offsetOf(b, y);
-      ex.sums2(dzo, yo, s1, s2, t1, t2, R, C);
-      const { k0, k1, k2 } = bnAffineCoefficients(
-        new Float64Array(buf, t1, C),
-        new Float64Array(buf, t2, C),
-        new Float32Array(buf, offsetOf(b, variance), C),
-        new Float32Array(buf, offsetOf(b, gamma), C),
-        new Float32Array(buf, offsetOf(b, dgamma), C),
-        new Float32Array(buf, offsetOf(b, dbeta), C),
-        R,
-        eps,
+      return backwardPass(b, dz, y, dx, (sumDz, sumDzY, f32, R) =>
+        bnAffineCoefficients(
+          sumDz,
+          sumDzY,
+          f32(variance),
+          f32(gamma),
+          f32(dgamma),
+          f32(dbeta),
+          R,
+          eps,
+        ),
       );
-      new Float32Array(buf, k1p, C).set(k1);
-      new Float32Array(buf, k2p, C).set(k2);
-      new Float32Array(buf, k0p, C).set(k0);
-      ex.affine2(dzo, yo, k1p, k2p, k0p, offsetOf(b, dx), R, C);
-      free(s);
-      return true;
     },
   };
 }
