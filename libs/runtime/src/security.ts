@@ -33,6 +33,30 @@ export const GRPC_TLS_SETTINGS = {
   },
 } as const satisfies ConfigSchema;
 
+/**
+ * The settings of a service's gRPC server (spread into its config schema): listen address,
+ * port, TLS, and the optional plaintext health-only port for probes.
+ */
+export function grpcServerSettings(defaultPort: number) {
+  return {
+    host: { type: 'string', default: '127.0.0.1', doc: 'address the gRPC server listens on' },
+    port: {
+      type: 'int',
+      default: defaultPort,
+      min: 0,
+      max: 65535,
+      doc: 'gRPC port (0 = any free port)',
+    },
+    ...GRPC_TLS_SETTINGS,
+    healthPort: {
+      type: 'int',
+      min: 0,
+      max: 65535,
+      doc: 'also serve health checking only, in plaintext, on this port (for probes when TLS is on; 0 = any free; unset = off)',
+    },
+  } as const satisfies ConfigSchema;
+}
+
 /** NATS authentication (user/password, token, nkey) and TLS settings (spread into a schema). */
 export const NATS_SECURITY_SETTINGS = {
   natsUser: { type: 'string', doc: 'NATS user (with nats-pass)' },

@@ -1,6 +1,7 @@
 import {
+  DEFAULT_PORTS,
   defineConfig,
-  GRPC_TLS_SETTINGS,
+  grpcServerSettings,
   LOG_LEVEL_SETTINGS,
   NATS_SECURITY_SETTINGS,
 } from '@metaprune/runtime';
@@ -10,27 +11,13 @@ import {
  * (e.g. `CONTROLLER_NATS_URL`), flags are kebab-case (`--nats-url`). Only `main.ts` loads it.
  */
 export const CONTROLLER_CONFIG = defineConfig({
-  host: { type: 'string', default: '127.0.0.1', doc: 'interface of the gRPC server' },
-  port: {
-    type: 'int',
-    default: 50052,
-    min: 0,
-    max: 65535,
-    doc: 'port of the gRPC server (0 = any free port)',
-  },
+  ...grpcServerSettings(DEFAULT_PORTS.controller),
   natsUrl: {
     type: 'string',
     default: 'nats://127.0.0.1:4222',
     doc: 'NATS server URL(s), comma-separated',
   },
   ...NATS_SECURITY_SETTINGS,
-  ...GRPC_TLS_SETTINGS,
-  healthPort: {
-    type: 'int',
-    min: 0,
-    max: 65535,
-    doc: 'also serve health checking only, in plaintext, on this port (for probes when TLS is on; 0 = any free; unset = off)',
-  },
   authToken: {
     type: 'string',
     secret: true,

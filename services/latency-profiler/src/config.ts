@@ -6,7 +6,7 @@
 import {
   DEFAULT_PORTS,
   defineConfig,
-  GRPC_TLS_SETTINGS,
+  grpcServerSettings,
   type InferConfig,
   LOG_LEVEL_SETTINGS,
   loadConfig,
@@ -18,27 +18,13 @@ import { TABLES_BUCKET } from './store.js';
 export const ENV_PREFIX = 'LATENCY_PROFILER_';
 
 export const CONFIG_SCHEMA = defineConfig({
-  host: { type: 'string', default: '127.0.0.1', doc: 'address the gRPC server listens on' },
-  port: {
-    type: 'int',
-    default: DEFAULT_PORTS.latencyProfiler,
-    min: 0,
-    max: 65535,
-    doc: 'gRPC port (0 = any free port)',
-  },
+  ...grpcServerSettings(DEFAULT_PORTS.latencyProfiler),
   natsUrl: {
     type: 'list',
     default: ['nats://127.0.0.1:4222'],
     doc: 'NATS server URL(s), comma-separated (JetStream must be enabled)',
   },
   ...NATS_SECURITY_SETTINGS,
-  ...GRPC_TLS_SETTINGS,
-  healthPort: {
-    type: 'int',
-    min: 0,
-    max: 65535,
-    doc: 'also serve health checking only, in plaintext, on this port (for probes when TLS is on; 0 = any free; unset = off)',
-  },
   devicesBucket: {
     type: 'string',
     default: NATS_NAMES.devicesBucket,

@@ -6,7 +6,7 @@
 import {
   DEFAULT_PORTS,
   defineConfig,
-  GRPC_TLS_SETTINGS,
+  grpcServerSettings,
   type InferConfig,
   LOG_LEVEL_SETTINGS,
   loadConfig,
@@ -16,27 +16,13 @@ import {
 export const ENV_PREFIX = 'WEIGHTGEN_';
 
 export const CONFIG_SCHEMA = defineConfig({
-  host: { type: 'string', default: '127.0.0.1', doc: 'address the gRPC server listens on' },
-  port: {
-    type: 'int',
-    default: DEFAULT_PORTS.weightGenerator,
-    min: 0,
-    max: 65535,
-    doc: 'gRPC port (0 = any free port)',
-  },
+  ...grpcServerSettings(DEFAULT_PORTS.weightGenerator),
   natsUrl: {
     type: 'list',
     default: ['nats://127.0.0.1:4222'],
     doc: 'NATS server URL(s), comma-separated',
   },
   ...NATS_SECURITY_SETTINGS,
-  ...GRPC_TLS_SETTINGS,
-  healthPort: {
-    type: 'int',
-    min: 0,
-    max: 65535,
-    doc: 'also serve health checking only, in plaintext, on this port (for probes when TLS is on; 0 = any free; unset = off)',
-  },
   checkpointRoot: {
     type: 'string',
     default: '.metaprune/checkpoints',
