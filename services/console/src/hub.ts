@@ -26,8 +26,8 @@ import { evaluationJobId, networkFromProto, resolveEvaluationSettings } from '@m
 import {
   LatencyProfilerClient,
   specFromProto,
-  specToProto,
   tableKeyString,
+  tableToProto,
 } from '@metaprune/latency-profiler';
 import { controller, latency, weightgen } from '@metaprune/proto';
 import { type Logger, NATS_NAMES, nullLogger } from '@metaprune/runtime';
@@ -769,27 +769,7 @@ export class Hub extends EventEmitter {
     }
     let wire: latency.LatencyTable;
     try {
-      const t = table as LatencyTable;
-      wire = latency.LatencyTable.fromPartial({
-        key: { network: specToProto(t.network), backend: t.backend, batchSize: t.batchSize },
-        rows: t.rows.map((r) => ({
-          layerId: r.layer,
-          cin: r.cin,
-          cout: r.cout,
-          medianMs: r.medianMs,
-          spreadMs: r.spreadMs,
-          repeats: r.repeats,
-          kind: r.kind,
-          kernel: r.kernel,
-          stride: r.stride,
-          inSize: r.inSize,
-        })),
-        constantMs: t.constantMs,
-        warmupRuns: t.warmupRuns,
-        interpolated: t.interpolated,
-        ...(t.measuredAt ? { measureTime: new Date(t.measuredAt) } : {}),
-        networkFingerprint: t.fingerprint,
-      });
+      wire = tableToProto(table as LatencyTable);
     } catch (err) {
       throw new HttpError(400, `malformed table: ${(err as Error).message}`, 'table');
     }
