@@ -146,6 +146,33 @@ describe('metaprune experiment --quick through the real services', () => {
     );
     expect(mpManifest.weightPrediction).toBeUndefined();
 
+    // the seed study: the middle MACs row of the first network, once per seed, the first run
+    // being the row's own models; the pooled sd recomputes from the runs
+    const st = saved.seedStudy!;
+    const seeds = [cfg.retrain.seed, ...cfg.seedStudy];
+    expect(st.metapruning.map((m) => m.seed)).toEqual(seeds);
+    expect(st.uniform.map((m) => m.seed)).toEqual(seeds);
+    const studiedRow = saved.networks[0]!.rows.find((r) => r.budget === st.budget)!;
+    expect(st.metapruning[0]!.testTop1).toBe(studiedRow.searched.testTop1);
+    expect(st.uniform[0]!.testTop1).toBe(studiedRow.uniform.testTop1);
+    const sd = (xs: number[]) => {
+      const m = xs.reduce((a, b) => a + b, 0) / xs.length;
+      return xs.reduce((a, b) => a + (b - m) ** 2, 0);
+    };
+    const pooled = Math.sqrt(
+      (sd(st.metapruning.map((m) => m.testTop1)) + sd(st.uniform.map((m) => m.testTop1))) /
+        (st.metapruning.length - 1 + st.uniform.length - 1),
+    );
+    expect(st.sd).toBeCloseTo(pooled, 12);
+    for (const run of [...st.metapruning.slice(1), ...st.uniform.slice(1)]) {
+      const meta = JSON.parse(
+        readFileSync(join(out, run.exported, 'model.json'), 'utf8'),
+      ).userDefinedMetadata;
+      expect(meta.test_top1).toBe(run.testTop1);
+      expect(meta.seed).toBe(run.seed);
+      expect(meta.retrain.seed).toBe(run.seed);
+    }
+
     // every model of every table: model.json with the measured test_top1
     const models = [
       ...saved.networks.flatMap((n) => n.rows.flatMap((r) => [r.searched, r.uniform])),
@@ -159,6 +186,7 @@ describe('metaprune experiment --quick through the real services', () => {
       expect(meta.test_top1).toBe(m.testTop1);
       expect(meta.encoding).toEqual(m.encoding);
       expect(meta.macs).toBe(m.macs);
+      expect(meta.seed).toBe(cfg.retrain.seed);
       expect(existsSync(join(out, m.exported, 'group1-shard1of1.bin'))).toBe(true);
     }
 
@@ -177,6 +205,8 @@ describe('metaprune experiment --quick through the real services', () => {
     // the report: every research question, every link resolves
     const md = readFileSync(join(out, 'README.md'), 'utf8');
     for (const rq of ['RQ1', 'RQ2', 'RQ3', 'RQ4', 'RQ5']) expect(md).toContain(`**${rq}`);
+    expect(md).toContain('## Retraining-seed variance');
+    expect(md).toContain(`${(100 * st.sd).toFixed(2)} pts`);
     expect(md).toContain('metaprune experiment --quick (test)');
     const links = [...md.matchAll(/\]\(([^)]+)\)/g)].map((m) => m[1]!);
     expect(links.length).toBeGreaterThan(10);

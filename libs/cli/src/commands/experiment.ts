@@ -2,6 +2,7 @@ import { readFileSync, rmSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { num, parseFlags, str } from '../args.js';
+import { UsageError } from '../errors.js';
 import { type ExperimentResults, runExperiment } from '../pipeline/experiment.js';
 import { experimentConfig } from '../pipeline/experiment-config.js';
 import { writeReport } from '../pipeline/report.js';
@@ -28,7 +29,26 @@ export const experimentHelp = `metaprune experiment [--quick] [--out docs/result
   --train-steps N, --train-epochs N   PruningNet training per network (0 steps = whole split)
   --generations N, --population N     every search
   --retrain-epochs N, --retrain-images N (per epoch, 0 = all 60k), --retrain-lr X (0 = engine
-  default 0.05 x batch/64), --test-images N (0 = all 10k)`;
+  default 0.05 x batch/64), --test-images N (0 = all 10k)
+  --seed-study S1,S2   extra retraining seeds for one row's winner and baseline, to measure
+                       seed variance (default 2,3; "none" turns it off)`;
+
+/** `--seed-study`: "none", or 1..5 distinct comma-separated seeds in [0, 2^31). */
+function parseSeeds(text: string): number[] {
+  if (text.trim() === 'none') return [];
+  const parts = text.split(',').map((x) => x.trim());
+  const seeds = parts.map(Number);
+  if (
+    parts.length > 5 ||
+    seeds.some((x, i) => parts[i] === '' || !Number.isInteger(x) || x < 0 || x >= 2 ** 31) ||
+    new Set(seeds).size !== seeds.length
+  ) {
+    throw new UsageError(
+      `--seed-study: "${text}" is not 1 to 5 distinct integer seeds in [0, 2147483647], comma-separated, or "none"`,
+    );
+  }
+  return seeds;
+}
 
 export async function experimentCommand(argv: string[]): Promise<number> {
   const v = parseFlags(argv, {
@@ -45,6 +65,7 @@ export async function experimentCommand(argv: string[]): Promise<number> {
     'retrain-images': { type: 'string' },
     'retrain-lr': { type: 'string' },
     'test-images': { type: 'string' },
+    'seed-study': { type: 'string' },
   });
   const quick = v['quick'] === true;
   const cfg = experimentConfig(quick);
@@ -59,6 +80,8 @@ export async function experimentCommand(argv: string[]): Promise<number> {
   cfg.retrain.maxTrainImages = int('retrain-images', 0, 60000) ?? cfg.retrain.maxTrainImages;
   cfg.retrain.lr = num(v, 'retrain-lr', { min: 0, max: 10 }) ?? cfg.retrain.lr;
   cfg.retrain.testImages = int('test-images', 0, 10000) ?? cfg.retrain.testImages;
+  const seeds = str(v, 'seed-study');
+  if (seeds !== undefined) cfg.seedStudy = parseSeeds(seeds);
   const outDir = resolve(str(v, 'out') ?? 'docs/results');
   const home = resolve(str(v, 'home') ?? metapruneHome());
   if (v['report-only'] === true) {

@@ -17,6 +17,8 @@ import type {
   PruningNetInfo,
   ResultRow,
   SearchInfo,
+  SeedRun,
+  SeedStudyResult,
 } from './experiment-types.js';
 import type { RetrainBook } from './retrain-book.js';
 import type { FoundCandidate, SearchOutcome } from './search.js';
@@ -60,6 +62,13 @@ export interface AssembleInput {
   };
   fidelity: { source: string; enc: Encoding }[];
   fidelityKeys: string[];
+  /** The row retrained with more seeds, and the book keys of those runs. */
+  seedStudy: {
+    row: Planned;
+    /** The seed of every other retraining (the row's own runs). */
+    baseSeed: number;
+    runs: { seed: number; mpKey: string; uniformKey: string }[];
+  } | null;
   /** Exported model paths are made relative to it. */
   outDir: string;
 }
@@ -68,6 +77,20 @@ export interface Assembled {
   networks: NetworkResult[];
   ablation: AblationResult;
   fidelity: FidelityResult;
+  seedStudy: SeedStudyResult | null;
+}
+
+/** Pooled sample standard deviation of several groups (each with at least two values). */
+export function pooledSd(groups: readonly (readonly number[])[]): number {
+  let ss = 0;
+  let df = 0;
+  for (const g of groups) {
+    if (g.length < 2) continue;
+    const mean = g.reduce((a, b) => a + b, 0) / g.length;
+    ss += g.reduce((a, b) => a + (b - mean) ** 2, 0);
+    df += g.length - 1;
+  }
+  return df > 0 ? Math.sqrt(ss / df) : Number.NaN;
 }
 
 const info = (pn: TrainedPruningNet, noWp: boolean): PruningNetInfo => ({
@@ -211,5 +234,22 @@ export function assembleResults(x: AssembleInput): Assembled {
           )
         : null,
   };
-  return { networks, ablation, fidelity: fid };
+  let seedStudy: SeedStudyResult | null = null;
+  if (x.seedStudy) {
+    const { row, runs, baseSeed } = x.seedStudy;
+    const run = (seed: number, key: string): SeedRun => {
+      const r = book.outcome(key);
+      return { seed, testTop1: r.test_top1, exported: relative(x.outDir, r.exported) };
+    };
+    const metapruning = [run(baseSeed, row.sKey), ...runs.map((r) => run(r.seed, r.mpKey))];
+    const uniform = [run(baseSeed, row.uKey), ...runs.map((r) => run(r.seed, r.uniformKey))];
+    seedStudy = {
+      network: networkTag(prim.net),
+      budget: row.budget,
+      metapruning,
+      uniform,
+      sd: pooledSd([metapruning.map((m) => m.testTop1), uniform.map((m) => m.testTop1)]),
+    };
+  }
+  return { networks, ablation, fidelity: fid, seedStudy };
 }

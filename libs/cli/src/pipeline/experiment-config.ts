@@ -33,6 +33,11 @@ export interface ExperimentConfig {
   fidelityRandom: number;
   /** At least this many distinct candidates in the fidelity study. */
   fidelityMin: number;
+  /**
+   * Retraining-seed variance: the first network's middle MACs row (winner and uniform
+   * baseline) is also retrained with these seeds (besides `retrain.seed`); empty: none.
+   */
+  seedStudy: number[];
   evaluators: number;
   retrainConcurrency: number;
   seed: number;
@@ -78,6 +83,7 @@ export function experimentConfig(quick = false): ExperimentConfig {
       latency: { grid: 2, fit: 2, validate: 0, warmupMs: 200 },
       fidelityRandom: 4,
       fidelityMin: 12,
+      seedStudy: [2],
       evaluators: 2,
       retrainConcurrency: 2,
       seed: 1,
@@ -129,6 +135,7 @@ export function experimentConfig(quick = false): ExperimentConfig {
     latency: { grid: 3, fit: 5, validate: 10, warmupMs: 1000 },
     fidelityRandom: 4,
     fidelityMin: 12,
+    seedStudy: [2, 3],
     evaluators: 2,
     retrainConcurrency: 2,
     seed: 1,

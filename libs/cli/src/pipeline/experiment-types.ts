@@ -92,6 +92,23 @@ export interface FidelityResult {
   tauAblation: number | null;
 }
 
+/** One network of the seed study retrained with one seed. */
+export interface SeedRun {
+  seed: number;
+  testTop1: number;
+  exported: string;
+}
+
+/** Retraining-seed variance of one comparison row (its winner and uniform baseline). */
+export interface SeedStudyResult {
+  network: string;
+  budget: string;
+  metapruning: SeedRun[];
+  uniform: SeedRun[];
+  /** Pooled sample standard deviation of test top-1 over seeds (both networks). */
+  sd: number;
+}
+
 export interface LatencyResult {
   available: boolean;
   reason?: string;
@@ -116,4 +133,6 @@ export interface ExperimentResults {
   latency: LatencyResult;
   ablation: AblationResult | null;
   fidelity: FidelityResult | null;
+  /** Absent in results written before the seed study existed. */
+  seedStudy?: SeedStudyResult | null;
 }

@@ -333,8 +333,34 @@ export async function runExperiment(o: ExperimentOptions): Promise<ExperimentRes
           search: ablSearch.searchId,
         });
       });
-      // fidelity set: winners, baselines, then MACs-stratified random candidates
       const primRows = planned.get(prim) ?? [];
+      // seed study: the middle MACs row of the first network, retrained with more seeds
+      const macsRows = primRows.filter((r) => r.kind === 'macs');
+      const studied = cfg.seedStudy.length > 0 ? macsRows[macsRows.length >> 1] : undefined;
+      const seedRuns = studied
+        ? cfg.seedStudy
+            .filter((seed) => seed !== cfg.retrain.seed)
+            .map((seed) => ({
+              seed,
+              mpKey: book.want(
+                prim.net,
+                studied.w.encoding,
+                `seeds/metapruning-seed${seed}`,
+                `MP seed ${seed}`,
+                { role: `seed study ${studied.budget} metapruning` },
+                seed,
+              ),
+              uniformKey: book.want(
+                prim.net,
+                studied.u.encoding,
+                `seeds/uniform-${studied.u.scale.toFixed(2)}-seed${seed}`,
+                `uniform seed ${seed}`,
+                { role: `seed study ${studied.budget} uniform` },
+                seed,
+              ),
+            }))
+        : [];
+      // fidelity set: winners, baselines, then MACs-stratified random candidates
       const fidelity: { source: string; enc: Encoding }[] = [];
       const seen = new Set<string>();
       const add = (source: string, enc: Encoding) => {
@@ -406,6 +432,7 @@ export async function runExperiment(o: ExperimentOptions): Promise<ExperimentRes
         networks,
         ablation,
         fidelity: fid,
+        seedStudy,
       } = assembleResults({
         searched,
         planned,
@@ -415,6 +442,7 @@ export async function runExperiment(o: ExperimentOptions): Promise<ExperimentRes
         ablation: { pn: ablPn, search: ablSearch, best: ablBest, keys: ablKeys },
         fidelity,
         fidelityKeys: fidKeys,
+        seedStudy: studied ? { row: studied, baseSeed: cfg.retrain.seed, runs: seedRuns } : null,
         outDir: o.outDir,
       });
       const finished = new Date();
@@ -432,6 +460,7 @@ export async function runExperiment(o: ExperimentOptions): Promise<ExperimentRes
         latency,
         ablation,
         fidelity: fid,
+        seedStudy,
       };
     },
   );

@@ -2,12 +2,19 @@
  * The experiment report: `README.md` (tables, per-layer widths, the research questions
  * answered from the measured numbers only), SVG plots and `results.json`, written to the
  * output directory. Every statement in the generated text is derived from the results;
- * differences smaller than the test-set sampling noise are called indistinguishable.
+ * differences smaller than the noise (the larger of the test-set sampling noise and, when
+ * the seed study ran, the spread between retraining seeds) are called indistinguishable.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { human } from '../ui/table.js';
-import type { ExperimentResults, ModelRef, NetworkResult, ResultRow } from './experiment.js';
+import type {
+  ExperimentResults,
+  ModelRef,
+  NetworkResult,
+  ResultRow,
+  SeedRun,
+} from './experiment.js';
 import { barChart, PALETTE, xyChart } from './svg.js';
 
 const p1 = (x: number | null | undefined, d = 1) =>
@@ -35,7 +42,7 @@ function table(head: string[], rows: string[][]): string {
   ].join('\n');
 }
 
-const link = (m: ModelRef) => `[model](${m.exported}/model.json)`;
+const link = (m: ModelRef | SeedRun) => `[model](${m.exported}/model.json)`;
 
 function mainTable(r: ExperimentResults): string {
   const rows = r.networks.flatMap((n) =>
@@ -77,8 +84,39 @@ function verdict(delta: number, n2: number): 'better' | 'worse' | 'tie' {
   return delta > 0 ? 'better' : 'worse';
 }
 
+/**
+ * Two-sigma noise of the difference of two single-seed retrainings: 2 * sqrt(2) * the
+ * measured seed standard deviation; 0 when the seed study did not run.
+ */
+export function seedNoise2(r: ExperimentResults): number {
+  const sd = r.seedStudy?.sd;
+  return sd !== undefined && Number.isFinite(sd) ? 2 * Math.SQRT2 * sd : 0;
+}
+
+/** The noise a difference of two retrained top-1 figures is judged against. */
+function diffNoise(r: ExperimentResults, a: number, b: number): number {
+  return Math.max(noise2(a, b, r.config.retrain.testImages || 10000), seedNoise2(r));
+}
+
 function rowsNoise(r: ExperimentResults, row: ResultRow): number {
-  return noise2(row.uniform.testTop1, row.searched.testTop1, r.config.retrain.testImages || 10000);
+  return diffNoise(r, row.uniform.testTop1, row.searched.testTop1);
+}
+
+function seedSection(r: ExperimentResults): string {
+  const st = r.seedStudy;
+  if (!st) {
+    return '## Retraining-seed variance\n\nNot measured in this run (one seed per network): verdicts use the test-set sampling noise only.';
+  }
+  const rows = [
+    ...st.metapruning.map((m) => ['MetaPruning', String(m.seed), p1(m.testTop1, 2), link(m)]),
+    ...st.uniform.map((m) => ['uniform', String(m.seed), p1(m.testTop1, 2), link(m)]),
+  ];
+  const testN = r.config.retrain.testImages || 10000;
+  return (
+    `## Retraining-seed variance\n\nThe ${st.network} row "${st.budget}" retrained with ${st.metapruning.length} seeds each (same recipe; the seed changes initialisation, shuffling and augmentation):\n\n` +
+    table(['network', 'seed', 'test top-1', 'model'], rows) +
+    `\n\nPooled standard deviation over seeds: **${(100 * st.sd).toFixed(2)} pts**, so the difference of two single-seed runs has a two-sigma noise of ${(100 * seedNoise2(r)).toFixed(2)} pts (test-set sampling alone: about ${(100 * noise2(0.85, 0.85, testN)).toFixed(2)} pts at 85% on ${testN} images). Every verdict below ("better", "worse", "indistinguishable") uses the larger of the two. With ${st.metapruning.length} seeds per network this estimate is itself rough.`
+  );
 }
 
 const median = (xs: number[]): number => {
@@ -148,13 +186,16 @@ function answers(r: ExperimentResults): string[] {
   const ties = v.filter((x) => x === 'tie').length;
   const meanDelta = all.length ? all.reduce((s, x) => s + x.delta, 0) / all.length : Number.NaN;
   out.push(
-    `**RQ3 — how does it compare with uniform pruning?** Retrained from scratch with the same recipe and seed, MetaPruning's winner was better than the uniform baseline (equal or higher MACs) beyond the test-set sampling noise (two standard errors on ${testN} test images) in ${better} of ${all.length} rows, worse in ${worse}, and indistinguishable in ${ties}; mean delta ${pts(meanDelta)} points. ` +
+    `**RQ3 — how does it compare with uniform pruning?** Retrained from scratch with the same recipe and seed, MetaPruning's winner was better than the uniform baseline (equal or higher MACs) beyond the noise (${r.seedStudy ? 'the larger of two standard errors on the test images and the measured seed spread' : `two standard errors on ${testN} test images`}) in ${better} of ${all.length} rows, worse in ${worse}, and indistinguishable in ${ties}; mean delta ${pts(meanDelta)} points. ` +
       (better > worse && better > 0
         ? 'In this run MetaPruning beat uniform pruning more often than not.'
         : worse > better
           ? 'In this run MetaPruning did not beat uniform pruning; the uniform baselines did better more often.'
           : 'In this run the two methods are not distinguishable.') +
-      ` Retraining-seed variance was not measured (one seed per network; retraining: ${r.config.retrain.epochs} epoch(s) over ${r.config.retrain.maxTrainImages || 'all'} images).${weakNote}`,
+      (r.seedStudy
+        ? ` The seed study (see above) puts the two-sigma noise of a single-seed difference at ${(100 * seedNoise2(r)).toFixed(2)} pts; each row is still one seed per network (retraining: ${r.config.retrain.epochs} epoch(s) over ${r.config.retrain.maxTrainImages || 'all'} images).`
+        : ` Retraining-seed variance was not measured (one seed per network; retraining: ${r.config.retrain.epochs} epoch(s) over ${r.config.retrain.maxTrainImages || 'all'} images).`) +
+      weakNote,
   );
   // RQ4
   const res = r.networks.find((n) => n.spec.family === 'resnet50');
@@ -178,7 +219,7 @@ function answers(r: ExperimentResults): string[] {
   if (ab && ab.rows.length > 0) {
     const diffs = ab.rows.map((x) => x.metapruning.testTop1 - x.ablation.testTop1);
     const vs = ab.rows.map((x, i) =>
-      verdict(diffs[i]!, noise2(x.metapruning.testTop1, x.ablation.testTop1, testN)),
+      verdict(diffs[i]!, diffNoise(r, x.metapruning.testTop1, x.ablation.testTop1)),
     );
     const mpBetter = vs.filter((x) => x === 'better').length;
     const ablBetter = vs.filter((x) => x === 'worse').length;
@@ -413,13 +454,15 @@ export function writeReport(outDir: string, r: ExperimentResults): string[] {
     `- seeds: PruningNet training ${cfg.networks.map((n) => `${n.key} ${n.train.seed}`).join(', ')}; searches ${cfg.networks.map((n) => `${n.key} ${n.search.seed}`).join(', ')}; retraining ${cfg.retrain.seed} (every model); fidelity candidates ${cfg.seed}`,
     `- PruningNet training: ${cfg.networks.map((n) => `${n.key} ${n.train.epochs} epoch(s) x ${n.train.stepsPerEpoch || 'all'} steps of ${n.train.batchSize}`).join('; ')}`,
     `- search: ${cfg.networks.map((n) => `${n.key} ${n.search.generations} generations x population ${n.search.population}, BN recalibration ${n.search.recalibrationBatches} batches of ${n.search.batchSize}, ${n.search.validationImages || 'all'} sub-val images`).join('; ')}; MACs budgets are bands [0.85, 1] x bound`,
-    `- retraining (every row, same recipe): from scratch, ${cfg.retrain.epochs} epoch(s) x ${cfg.retrain.maxTrainImages || 'all 60,000'} training images, batch ${cfg.retrain.batchSize}, SGD momentum 0.9, cosine learning rate, label smoothing 0.1, weight decay 4e-5, augmentation; test top-1 on the first ${cfg.retrain.testImages || 10000} test images`,
+    `- retraining (every row, same recipe): from scratch, ${cfg.retrain.epochs} epoch(s) x ${cfg.retrain.maxTrainImages || 'all 60,000'} training images, batch ${cfg.retrain.batchSize}, SGD momentum 0.9, cosine learning rate, label smoothing 0.1, weight decay 4e-5, augmentation; test top-1 on the first ${cfg.retrain.testImages || 10000} test images${cfg.seedStudy?.length ? `; seed study: seeds ${cfg.seedStudy.join(', ')} besides ${cfg.retrain.seed} for one row` : ''}`,
     '',
     '## Uniform pruning vs MetaPruning',
     '',
     'Each MetaPruning winner is compared with the smallest uniform network (every gene at one scale) with at least its MACs (latency row: at least its predicted latency). delta = MetaPruning − uniform, in points of test top-1.',
     '',
     mainTable(r),
+    '',
+    seedSection(r),
     '',
     '## Research questions (answered from the numbers above)',
     '',

@@ -22,19 +22,25 @@ export class RetrainBook {
     },
   ) {}
 
-  key(net: Network, enc: Encoding): string {
-    return `${networkTag(net)}|${encodingKey(enc)}`;
+  /** A job's key: network and encoding, and the seed when it is not the recipe's. */
+  key(net: Network, enc: Encoding, seed = this.o.recipe.seed): string {
+    const base = `${networkTag(net)}|${encodingKey(enc)}`;
+    return seed === this.o.recipe.seed ? base : `${base}|seed ${seed}`;
   }
 
-  /** Asks for `enc` of `net` to be retrained; returns its key. The first asker names the job. */
+  /**
+   * Asks for `enc` of `net` to be retrained (with `seed` instead of the recipe's, when
+   * given); returns its key. The first asker names the job.
+   */
   want(
     net: Network,
     enc: Encoding,
     name: string,
     label: string,
     metadata: Record<string, unknown>,
+    seed = this.o.recipe.seed,
   ): string {
-    const key = this.key(net, enc);
+    const key = this.key(net, enc, seed);
     const existing = this.jobs.get(key);
     if (existing) {
       const roles = (existing.metadata['roles'] as string[] | undefined) ?? [];
@@ -49,11 +55,12 @@ export class RetrainBook {
       spec: net.spec,
       encoding: [...enc],
       dataset: this.o.dataset,
-      recipe: this.o.recipe,
+      recipe: { ...this.o.recipe, seed },
       outDir: join(this.o.outDir, id),
       metadata: {
         ...this.o.metadata,
         ...metadata,
+        seed,
         roles: typeof metadata['role'] === 'string' ? [metadata['role']] : [],
       },
     });
