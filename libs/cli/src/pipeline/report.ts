@@ -112,10 +112,12 @@ function seedSection(r: ExperimentResults): string {
     ...st.uniform.map((m) => ['uniform', String(m.seed), p1(m.testTop1, 2), link(m)]),
   ];
   const testN = r.config.retrain.testImages || 10000;
+  const all = [...st.metapruning, ...st.uniform].map((m) => m.testTop1);
+  const mean = all.reduce((a, b) => a + b, 0) / all.length;
   return (
     `## Retraining-seed variance\n\nThe ${st.network} row "${st.budget}" retrained with ${st.metapruning.length} seeds each (same recipe; the seed changes initialisation, shuffling and augmentation):\n\n` +
     table(['network', 'seed', 'test top-1', 'model'], rows) +
-    `\n\nPooled standard deviation over seeds: **${(100 * st.sd).toFixed(2)} pts**, so the difference of two single-seed runs has a two-sigma noise of ${(100 * seedNoise2(r)).toFixed(2)} pts (test-set sampling alone: about ${(100 * noise2(0.85, 0.85, testN)).toFixed(2)} pts at 85% on ${testN} images). Every verdict below ("better", "worse", "indistinguishable") uses the larger of the two. With ${st.metapruning.length} seeds per network this estimate is itself rough.`
+    `\n\nPooled standard deviation over seeds: **${(100 * st.sd).toFixed(2)} pts**, so the difference of two single-seed runs has a two-sigma noise of ${(100 * seedNoise2(r)).toFixed(2)} pts (test-set sampling alone: about ${(100 * noise2(mean, mean, testN)).toFixed(2)} pts at this row's mean top-1 of ${p1(mean)} on ${testN} images). Every verdict below ("better", "worse", "indistinguishable") uses the larger of the two. With ${st.metapruning.length} seeds per network this estimate is itself rough.`
   );
 }
 

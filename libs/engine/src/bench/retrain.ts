@@ -14,6 +14,7 @@ import {
   type BenchOptions,
   type BenchRecord,
   benchNetwork,
+  median,
   peakRssMb,
   syntheticSet,
 } from './workloads.js';
@@ -23,11 +24,6 @@ export interface RetrainBenchOptions extends BenchOptions {
   warmup?: number;
   /** Uniform width scale of the network trained (default 1: the whole benchmark network). */
   scale?: number;
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[s.length >> 1] as number;
 }
 
 async function stepTimes(
