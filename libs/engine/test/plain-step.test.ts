@@ -171,4 +171,11 @@ describe('PlainGradients: manual pass vs autodiff', () => {
       mAuto.dispose();
     }
   });
+
+  it('falls back to autodiff for a batch-norm epsilon the hand-written pass does not use', () => {
+    const net = nets[0]![1]();
+    const model = buildPlainModel(net, uniformEncoding(net, 1), { bnEpsilon: 1e-3 });
+    expect(new PlainGradients(model, net, 0.1, 'manual').mode).toBe('autodiff');
+    model.dispose();
+  });
 });

@@ -9,7 +9,7 @@
  *   one masking op, nothing is copied for the tape (about 5x faster on wasm).
  * - `autodiff`: tfjs' tape through `model.apply(x, { training: true })`; the reference the
  *   manual pass is tested against, and the fallback for graphs the manual pass cannot run
- *   (a conv without batch norm).
+ *   (a conv without batch norm, a batch-norm epsilon other than 1e-5).
  *
  * The manual pass updates the BN moving statistics exactly as the stock tfjs layer does
  * (m <- m - (m - batch) * (1 - momentum), biased batch variance).
@@ -17,6 +17,7 @@
 import type { Layer, Network } from '@metaprune/core';
 import * as tf from '@tensorflow/tfjs';
 import { type AffineBn, trainPass } from '../pruningnet/backprop.js';
+import { BN_EPS } from '../pruningnet/forward.js';
 import { INPUT_LAYER } from './model.js';
 
 export type GradientMode = 'manual' | 'autodiff';
@@ -92,14 +93,16 @@ export class PlainGradients {
         v.bias = variableEndingWith(main.trainableWeights, 'bias').read() as tf.Variable;
       } else {
         const bn = byName.get(`${layer.name}.bn`);
-        if (!bn) {
+        const config = bn?.getConfig() as { momentum: number; epsilon: number } | undefined;
+        // the hand-written pass normalises with the PruningNet's epsilon
+        if (!bn || !config || config.epsilon !== BN_EPS) {
           manualOk = false;
         } else {
           v.gamma = variableEndingWith(bn.trainableWeights, 'gamma').read() as tf.Variable;
           v.beta = variableEndingWith(bn.trainableWeights, 'beta').read() as tf.Variable;
           v.movingMean = variableEndingWith(bn.nonTrainableWeights, 'moving_mean');
           v.movingVariance = variableEndingWith(bn.nonTrainableWeights, 'moving_variance');
-          v.momentum = (bn.getConfig() as { momentum: number }).momentum;
+          v.momentum = config.momentum;
         }
       }
       this.vars.push(v);
