@@ -189,11 +189,13 @@ function answers(r: ExperimentResults): string[] {
   const meanDelta = all.length ? all.reduce((s, x) => s + x.delta, 0) / all.length : Number.NaN;
   out.push(
     `**RQ3 — how does it compare with uniform pruning?** Retrained from scratch with the same recipe and seed, MetaPruning's winner was better than the uniform baseline (equal or higher MACs) beyond the noise (${r.seedStudy ? 'the larger of two standard errors on the test images and the measured seed spread' : `two standard errors on ${testN} test images`}) in ${better} of ${all.length} rows, worse in ${worse}, and indistinguishable in ${ties}; mean delta ${pts(meanDelta)} points. ` +
-      (better > worse && better > 0
-        ? 'In this run MetaPruning beat uniform pruning more often than not.'
-        : worse > better
-          ? 'In this run MetaPruning did not beat uniform pruning; the uniform baselines did better more often.'
-          : 'In this run the two methods are not distinguishable.') +
+      (ties * 2 > all.length
+        ? `In this run the two methods are mostly indistinguishable (${ties} of ${all.length} rows within noise)${better + worse > 0 ? `; where they differ, ${better > worse ? 'MetaPruning was better more often' : worse > better ? 'the uniform baseline was better more often' : 'each was better as often'}` : ''}.`
+        : better > worse
+          ? 'In this run MetaPruning beat uniform pruning more often than not.'
+          : worse > better
+            ? 'In this run MetaPruning did not beat uniform pruning; the uniform baselines did better more often.'
+            : 'In this run the two methods are not distinguishable.') +
       (r.seedStudy
         ? ` The seed study (see above) puts the two-sigma noise of a single-seed difference at ${(100 * seedNoise2(r)).toFixed(2)} pts; each row is still one seed per network (retraining: ${r.config.retrain.epochs} epoch(s) over ${r.config.retrain.maxTrainImages || 'all'} images).`
         : ` Retraining-seed variance was not measured (one seed per network; retraining: ${r.config.retrain.epochs} epoch(s) over ${r.config.retrain.maxTrainImages || 'all'} images).`) +
@@ -234,11 +236,13 @@ function answers(r: ExperimentResults): string[] {
         : '';
     out.push(
       `**RQ5 — what does weight prediction contribute?** The ablation replaces every generator's input by a constant, so each layer has one shared max-width tensor that candidates crop, trained with the same recipe; the same search (budgets, seed) ran on it. Retrained, MetaPruning's winner was better than the ablation's beyond noise in ${mpBetter} of ${ab.rows.length} budgets, worse in ${ablBetter}, indistinguishable in ${ab.rows.length - mpBetter - ablBetter} (differences ${diffs.map(pts).join(', ')} pts).${tauLine} ` +
-        (mpBetter > ablBetter
-          ? 'In this run weight prediction helped.'
-          : ablBetter > mpBetter
-            ? 'In this run weight prediction did not help: the shared-tensor proxy found networks that retrained better.'
-            : 'This run does not show a contribution of weight prediction.') +
+        (ab.rows.length - mpBetter - ablBetter > ab.rows.length / 2
+          ? `This run does not show a contribution of weight prediction: ${ab.rows.length - mpBetter - ablBetter} of ${ab.rows.length} budgets are within noise${mpBetter + ablBetter > 0 ? `, and where they differ ${mpBetter > ablBetter ? 'the weight-predicting proxy found the network that retrained better' : ablBetter > mpBetter ? 'the shared-tensor proxy found the network that retrained better' : 'each won once'}` : ''}.`
+          : mpBetter > ablBetter
+            ? 'In this run weight prediction helped.'
+            : ablBetter > mpBetter
+              ? 'In this run weight prediction did not help: the shared-tensor proxy found networks that retrained better.'
+              : 'This run does not show a contribution of weight prediction.') +
         weakNote,
     );
   }
