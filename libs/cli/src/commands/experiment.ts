@@ -21,11 +21,11 @@ export const experimentHelp = `metaprune experiment [--quick] [--out docs/result
   fidelity candidates retrained from scratch with one recipe and seed and measured on the
   test set. Writes <out>/README.md (tables, research questions answered from the
   numbers), <out>/plots/*.svg, <out>/models/**/model.json and <out>/results.json.
-  About an hour on 2 cores; --quick: tiny settings, a few minutes (numbers meaningless).
+  About 75 minutes on 2 cores; --quick: tiny settings, a few minutes (numbers meaningless).
   --out DIR    default docs/results (its models/ and plots/ are replaced)
   --home DIR   checkpoints, logs (default $METAPRUNE_HOME or ~/.metaprune)
   --report-only  rewrite README.md and plots/ from <out>/results.json (no run)
-  Scale (defaults: the hour-long run; larger values take longer and measure better):
+  Scale (defaults: the 75-minute run; larger values take longer and measure better):
   --train-steps N, --train-epochs N   PruningNet training per network (0 steps = whole split)
   --generations N, --population N     every search
   --retrain-epochs N, --retrain-images N (per epoch, 0 = all 60k), --retrain-lr X (0 = engine

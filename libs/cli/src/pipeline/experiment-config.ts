@@ -1,7 +1,7 @@
 /**
  * Configuration of `metaprune experiment` (issue 8): which networks, the PruningNet and
  * retraining recipes, the searches, the latency budget, the fidelity study and the
- * ablation. The default is sized for about an hour on a 2-core machine; `--quick` for a
+ * ablation. The default takes about 75 minutes on a 2-core machine; `--quick` a
  * few minutes (it runs in `npm test`).
  */
 import type { NetworkSpecInput } from '@metaprune/core';
