@@ -167,14 +167,15 @@ describe('manifests agree with the services', () => {
     }
   });
 
-  it('the shutdown deadlines in SERVICES are the ones each main.ts passes to onShutdownSignals', () => {
+  it('the shutdown deadlines in SERVICES are the ones each main.ts gives runServiceMain', () => {
     for (const s of SERVICES) {
       const main = readFileSync(join(REPO_ROOT, 'services', s.name, 'src', 'main.ts'), 'utf8');
-      const m = /graceMs: (?:cfg|config)\.(\w+)(?: \+ (\d+))?/.exec(main);
+      // runServiceMain({ ..., graceMs: (config) => config.shutdownGrace + 5000, ... })
+      const m = /graceMs: \((\w+)\) => \1\.(\w+)(?: \+ (\d+))?/.exec(main);
       expect(m, `${s.name}: graceMs in main.ts`).not.toBeNull();
       const defaults = loadConfig(s.schema, { env: {} }) as Record<string, unknown>;
       expect(s.exitDeadlineMs(defaults), s.name).toBe(
-        Number(defaults[m![1]!]) + Number(m![2] ?? 0),
+        Number(defaults[m![2]!]) + Number(m![3] ?? 0),
       );
     }
   });

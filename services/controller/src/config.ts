@@ -6,6 +6,9 @@ import {
   NATS_SECURITY_SETTINGS,
 } from '@metaprune/runtime';
 
+/** Prefix of the environment variables (`CONTROLLER_NATS_URL`, ...). */
+export const ENV_PREFIX = 'CONTROLLER_';
+
 /**
  * Settings of the controller. Env vars take the prefix `CONTROLLER_`
  * (e.g. `CONTROLLER_NATS_URL`), flags are kebab-case (`--nats-url`). Only `main.ts` loads it.

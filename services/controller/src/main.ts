@@ -8,13 +8,13 @@
  * on the next start), NATS drains, exit 0.
  */
 import { natsSecurity, runServiceMain, serverTlsCredentials } from '@metaprune/runtime';
-import { CONTROLLER_CONFIG } from './config.js';
+import { CONTROLLER_CONFIG, ENV_PREFIX } from './config.js';
 import { startController } from './server.js';
 
 runServiceMain({
   service: 'controller',
   title: 'metaprune controller',
-  envPrefix: 'CONTROLLER_',
+  envPrefix: ENV_PREFIX,
   schema: CONTROLLER_CONFIG,
   graceMs: (cfg) => cfg.grace,
   start: async (cfg, logger) => {

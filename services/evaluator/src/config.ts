@@ -5,6 +5,9 @@ import {
   NATS_SECURITY_SETTINGS,
 } from '@metaprune/runtime';
 
+/** Prefix of the environment variables (`EVALUATOR_NATS_URL`, ...). */
+export const ENV_PREFIX = 'EVALUATOR_';
+
 /**
  * Settings of an evaluator process. Env vars take the prefix `EVALUATOR_`
  * (e.g. `EVALUATOR_NATS_URL`), flags are kebab-case (`--nats-url`). Only `main.ts` loads it.

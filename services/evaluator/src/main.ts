@@ -9,14 +9,14 @@
  */
 import { clientTlsCredentials, natsSecurity, runServiceMain } from '@metaprune/runtime';
 import { withPoisonCandidates } from './chaos.js';
-import { EVALUATOR_CONFIG } from './config.js';
+import { ENV_PREFIX, EVALUATOR_CONFIG } from './config.js';
 import { startEvaluator } from './server.js';
 import { GrpcWeightSource } from './weights.js';
 
 runServiceMain({
   service: 'evaluator',
   title: 'metaprune evaluator',
-  envPrefix: 'EVALUATOR_',
+  envPrefix: ENV_PREFIX,
   schema: EVALUATOR_CONFIG,
   graceMs: (cfg) => cfg.grace,
   start: async (cfg, logger) => {
