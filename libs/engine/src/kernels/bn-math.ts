@@ -62,17 +62,21 @@ export function bnBackwardCoefficients(
   return { k0, k1, k2 };
 }
 
-export function bnBackwardLoop(
+/**
+ * The two passes every batch-norm backward loop makes: channel sums of dy and dy * y, then
+ * dx = k1 * dy + k0 + k2 * y with the coefficients `coefficients` derives from the sums.
+ */
+function backwardLoop(
   dyv: Float32Array,
   yv: Float32Array,
-  varv: Float32Array,
-  dmean: Float32Array,
-  dvar: Float32Array,
   dxv: Float32Array,
-  eps: number,
+  C: number,
+  coefficients: (
+    sumDy: Float64Array,
+    sumDyY: Float64Array,
+    R: number,
+  ) => { k0: Float32Array; k1: Float32Array; k2: Float32Array },
 ): void {
-  const C = varv.length;
-  const R = dyv.length / C;
   const a = new Float64Array(C);
   const b = new Float64Array(C);
   for (let i = 0; i < dyv.length; i += C) {
@@ -82,10 +86,24 @@ export function bnBackwardLoop(
       b[c] = b[c]! + g * yv[i + c]!;
     }
   }
-  const { k0, k1, k2 } = bnBackwardCoefficients(a, b, varv, dmean, dvar, R, eps);
+  const { k0, k1, k2 } = coefficients(a, b, dyv.length / C);
   for (let i = 0; i < dyv.length; i += C) {
     for (let c = 0; c < C; c++) dxv[i + c] = k1[c]! * dyv[i + c]! + k0[c]! + k2[c]! * yv[i + c]!;
   }
+}
+
+export function bnBackwardLoop(
+  dyv: Float32Array,
+  yv: Float32Array,
+  varv: Float32Array,
+  dmean: Float32Array,
+  dvar: Float32Array,
+  dxv: Float32Array,
+  eps: number,
+): void {
+  backwardLoop(dyv, yv, dxv, varv.length, (a, b, R) =>
+    bnBackwardCoefficients(a, b, varv, dmean, dvar, R, eps),
+  );
 }
 
 /**
@@ -129,21 +147,9 @@ export function bnAffineBackwardLoop(
   dbeta: Float32Array,
   eps: number,
 ): void {
-  const C = varv.length;
-  const R = dzv.length / C;
-  const a = new Float64Array(C);
-  const b = new Float64Array(C);
-  for (let i = 0; i < dzv.length; i += C) {
-    for (let c = 0; c < C; c++) {
-      const g = dzv[i + c]!;
-      a[c] = a[c]! + g;
-      b[c] = b[c]! + g * yv[i + c]!;
-    }
-  }
-  const { k0, k1, k2 } = bnAffineCoefficients(a, b, varv, gamma, dgamma, dbeta, R, eps);
-  for (let i = 0; i < dzv.length; i += C) {
-    for (let c = 0; c < C; c++) dxv[i + c] = k1[c]! * dzv[i + c]! + k0[c]! + k2[c]! * yv[i + c]!;
-  }
+  backwardLoop(dzv, yv, dxv, varv.length, (a, b, R) =>
+    bnAffineCoefficients(a, b, varv, gamma, dgamma, dbeta, R, eps),
+  );
 }
 
 export function scaleShiftLoop(

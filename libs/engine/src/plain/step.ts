@@ -53,6 +53,17 @@ interface LayerVars {
   momentum?: number;
 }
 
+/** The batch's images as an NHWC tensor (the buffer may hold more than one batch). */
+function batchTensor(batch: StepBatch): tf.Tensor4D {
+  return tf.tensor4d(
+    batch.images.subarray(
+      0,
+      batch.shape.reduce((a, b) => a * b, 1),
+    ),
+    [...batch.shape],
+  );
+}
+
 function variableEndingWith(ws: readonly tf.LayerVariable[], suffix: string): tf.LayerVariable {
   const w = ws.find((v) => v.originalName.endsWith(suffix));
   if (!w) throw new Error(`no weight ending with "${suffix}" among ${ws.map((v) => v.name)}`);
@@ -123,13 +134,7 @@ export class PlainGradients {
   }
 
   private manual(batch: StepBatch): GradientsResult {
-    const x = tf.tensor4d(
-      batch.images.subarray(
-        0,
-        batch.shape.reduce((a, b) => a * b, 1),
-      ),
-      [...batch.shape],
-    );
+    const x = batchTensor(batch);
     let input: tf.Tensor = x;
     for (const l of this.stage) input = l.apply(input) as tf.Tensor;
     const ws = this.vars.map((v) => v.kernel);
@@ -176,13 +181,7 @@ export class PlainGradients {
 
   private autodiff(batch: StepBatch): GradientsResult {
     const classes = this.net.spec.numClasses;
-    const x = tf.tensor4d(
-      batch.images.subarray(
-        0,
-        batch.shape.reduce((a, b) => a * b, 1),
-      ),
-      [...batch.shape],
-    );
+    const x = batchTensor(batch);
     const labels = tf.tensor1d(batch.labels.subarray(0, batch.size), 'int32');
     const onehot = tf.oneHot(labels, classes);
     let hitsT: tf.Tensor | null = null;
