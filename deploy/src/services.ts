@@ -12,17 +12,12 @@ import {
   CONFIG_SCHEMA as LATENCY_PROFILER_CONFIG,
   ENV_PREFIX as LATENCY_PROFILER_PREFIX,
 } from '@metaprune/latency-profiler';
-import {
-  ConfigError,
-  type ConfigSchema,
-  describeSettings,
-  loadConfig,
-  NATS_NAMES,
-} from '@metaprune/runtime';
+import { ConfigError, type ConfigSchema, describeSettings, loadConfig } from '@metaprune/runtime';
 import {
   CONFIG_SCHEMA as WEIGHTGEN_CONFIG,
   ENV_PREFIX as WEIGHTGEN_PREFIX,
 } from '@metaprune/weight-generator';
+import { NATS_NAMES } from '@metaprune/wire';
 import type { IContainer } from 'kubernetes-models/v1/Container';
 import type { KubeObject } from './kustomize.js';
 import {

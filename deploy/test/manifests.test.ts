@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { describeSettings, loadConfig, NATS_NAMES } from '@metaprune/runtime';
+import { describeSettings, loadConfig } from '@metaprune/runtime';
+import { NATS_NAMES } from '@metaprune/wire';
 import { describe, expect, it } from 'vitest';
 import {
   checkNatsNames,

@@ -6,14 +6,10 @@
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import {
-  type CandidateEvaluator,
-  EvaluatorWorker,
-  jobSubject,
-  type WeightSource,
-} from '@metaprune/evaluator';
-import { connectNats, NATS_NAMES } from '@metaprune/runtime';
+import { type CandidateEvaluator, EvaluatorWorker, type WeightSource } from '@metaprune/evaluator';
+import { connectNats } from '@metaprune/runtime';
 import { freePort, type NatsServerHandle, startNatsServer, tempDir } from '@metaprune/testkit';
+import { jobSubject, NATS_NAMES } from '@metaprune/wire';
 import { jetstream } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

@@ -17,14 +17,10 @@ import { join, resolve } from 'node:path';
 import { type Stack, searchClient, startStack, trainOnStack } from '@metaprune/cli';
 import { type ConsoleHandle, startConsole } from '@metaprune/console';
 import { costModel } from '@metaprune/core';
-import { networkFromProto } from '@metaprune/evaluator';
-import {
-  LatencyProfilerClient,
-  type LatencyProfilerHandle,
-  startLatencyProfiler,
-} from '@metaprune/latency-profiler';
+import { type LatencyProfilerHandle, startLatencyProfiler } from '@metaprune/latency-profiler';
 import { common, controller } from '@metaprune/proto';
 import { nullLogger } from '@metaprune/runtime';
+import { LatencyProfilerClient, networkFromProto } from '@metaprune/wire';
 import { type BrowserContext, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 

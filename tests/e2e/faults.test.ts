@@ -26,9 +26,10 @@ import {
   trainOnStack,
 } from '@metaprune/cli';
 import { costModel } from '@metaprune/core';
-import { isPoisonCandidate, networkFromProto } from '@metaprune/evaluator';
+import { isPoisonCandidate } from '@metaprune/evaluator';
 import { common, controller, evaluation } from '@metaprune/proto';
-import { connectNats, NATS_NAMES, openKv } from '@metaprune/runtime';
+import { connectNats, openKv } from '@metaprune/runtime';
+import { NATS_NAMES, networkFromProto } from '@metaprune/wire';
 import { type JetStreamManager, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import type { KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';

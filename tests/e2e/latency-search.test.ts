@@ -21,10 +21,9 @@ import {
   trainOnStack,
 } from '@metaprune/cli';
 import { buildNetwork, costModel, LatencyPredictor, type LatencyTable } from '@metaprune/core';
-import { networkFromProto } from '@metaprune/evaluator';
-import { LatencyProfilerClient } from '@metaprune/latency-profiler';
 import { common, controller } from '@metaprune/proto';
-import { connectNats, FIELD_METADATA_KEY, NATS_NAMES, openKv } from '@metaprune/runtime';
+import { connectNats, FIELD_METADATA_KEY, openKv } from '@metaprune/runtime';
+import { LatencyProfilerClient, NATS_NAMES, networkFromProto } from '@metaprune/wire';
 import { jetstream } from '@nats-io/jetstream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { followSearchOn, startSearchOn } from './helpers/search.js';

@@ -20,12 +20,12 @@ import {
   StaticPruningNets,
   startController,
 } from '@metaprune/controller';
-import { networkFromProto, networkToProto } from '@metaprune/evaluator';
 import { type LatencyProfilerHandle, startLatencyProfiler } from '@metaprune/latency-profiler';
 import { common } from '@metaprune/proto';
 import { checkHealth, FIELD_METADATA_KEY, nullLogger } from '@metaprune/runtime';
 import { type NatsServerHandle, startNatsServer } from '@metaprune/testkit';
 import { startWeightGenerator, type WeightGeneratorHandle } from '@metaprune/weight-generator';
+import { networkFromProto, specToProto } from '@metaprune/wire';
 import fc from 'fast-check';
 import protobuf from 'protobufjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -52,7 +52,7 @@ const PN_ID = 'pn-fuzz';
 const PN: ResolvedPruningNet = {
   pruningnetId: PN_ID,
   version: 1,
-  network: networkToProto(
+  network: specToProto(
     networkFromProto(
       common.NetworkSpec.fromPartial({
         family: common.NetworkFamily.MOBILENET_V2,

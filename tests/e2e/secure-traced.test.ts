@@ -19,10 +19,10 @@ import {
   trainOnStack,
 } from '@metaprune/cli';
 import { costModel } from '@metaprune/core';
-import { networkFromProto } from '@metaprune/evaluator';
 import { common, controller, weightgen } from '@metaprune/proto';
 import { checkHealth, connectNats, SPAN_NAMES } from '@metaprune/runtime';
 import { type NatsServerHandle, startNatsServer, waitFor } from '@metaprune/testkit';
+import { networkFromProto } from '@metaprune/wire';
 import { createUser } from '@nats-io/nkeys';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startOtlpReceiver } from './helpers/otlp.js';

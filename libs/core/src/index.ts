@@ -56,6 +56,7 @@ export {
   type NetworkSpecInput,
   PRESETS,
   resolveSpec,
+  sameSpec,
   WIDTH_RANGE,
 } from './networks/registry.js';
 export type {

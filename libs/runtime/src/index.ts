@@ -3,7 +3,6 @@ export * from './errors.js';
 export * from './grpc.js';
 export * from './lifecycle.js';
 export * from './log.js';
-export * from './names.js';
 export * from './nats.js';
 export * from './security.js';
 export * from './service-main.js';

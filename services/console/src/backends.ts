@@ -1,60 +1,9 @@
 /**
- * Promise-shaped calls to the services the console reads (controller, weight generator,
- * latency profiler) and the mapping of their gRPC errors onto HTTP statuses.
+ * The mapping of the gRPC errors of the services the console reads (controller, weight
+ * generator, latency profiler) onto HTTP statuses. Their clients are in @metaprune/wire.
  */
 import * as grpc from '@grpc/grpc-js';
-import { controller, weightgen } from '@metaprune/proto';
-import { envClient, FIELD_METADATA_KEY, grpcClientOptions } from '@metaprune/runtime';
-
-type UnaryFn<Req, Res> = (
-  req: Req,
-  meta: grpc.Metadata,
-  opts: Partial<grpc.CallOptions>,
-  cb: (err: grpc.ServiceError | null, res: Res) => void,
-) => grpc.ClientUnaryCall;
-
-/** Calls one unary method with a deadline. */
-export function unary<Req, Res>(
-  client: grpc.Client,
-  method: unknown,
-  req: Req,
-  deadlineMs = 10_000,
-  meta: grpc.Metadata = new grpc.Metadata(),
-): Promise<Res> {
-  return new Promise((resolve, reject) => {
-    (method as UnaryFn<Req, Res>).call(
-      client,
-      req,
-      meta,
-      { deadline: new Date(Date.now() + deadlineMs) },
-      (err, res) => (err ? reject(err) : resolve(res)),
-    );
-  });
-}
-
-/** TLS and token from METAPRUNE_TLS_CA / _CERT / _KEY / _SERVER_NAME and METAPRUNE_TOKEN. */
-export function searchClient(address: string): controller.SearchServiceClient {
-  const c = envClient(grpcClientOptions());
-  return new controller.SearchServiceClient(address, c.credentials, c.options);
-}
-
-/**
- * A weight generator client. `longCalls`: no keepalive pings on the connection — an
- * export keeps the weight generator's event loop busy for many seconds, and an unanswered
- * ping (10 s) would drop the connection under the call ("Connection dropped").
- */
-export function weightGeneratorClient(
-  address: string,
-  opts: { longCalls?: boolean } = {},
-): weightgen.WeightGeneratorServiceClient {
-  const c = envClient({
-    ...grpcClientOptions(),
-    ...(opts.longCalls
-      ? { 'grpc.keepalive_time_ms': 2 ** 31 - 1, 'grpc.keepalive_permit_without_calls': 0 }
-      : {}),
-  });
-  return new weightgen.WeightGeneratorServiceClient(address, c.credentials, c.options);
-}
+import { FIELD_METADATA_KEY } from '@metaprune/runtime';
 
 /** An error the HTTP layer answers with `status` and `{error, field?}`. */
 export class HttpError extends Error {

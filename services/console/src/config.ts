@@ -5,13 +5,13 @@
  * is simply not shown: the console works with whatever part of the stack it is given.
  */
 import {
-  DEFAULT_PORTS,
   defineConfig,
   type InferConfig,
   LOG_LEVEL_SETTINGS,
   loadConfig,
   NATS_SECURITY_SETTINGS,
 } from '@metaprune/runtime';
+import { DEFAULT_PORTS } from '@metaprune/wire';
 
 export const ENV_PREFIX = 'CONSOLE_';
 

@@ -22,20 +22,26 @@ import {
   ValidationError,
   validateEncoding,
 } from '@metaprune/core';
-import { evaluationJobId, networkFromProto, resolveEvaluationSettings } from '@metaprune/evaluator';
+import { controller, latency, weightgen } from '@metaprune/proto';
+import { type Logger, nullLogger } from '@metaprune/runtime';
+import { decodeRecord } from '@metaprune/weight-generator';
 import {
+  evaluationJobId,
   LatencyProfilerClient,
+  NATS_NAMES,
+  networkFromProto,
+  resolveEvaluationSettings,
+  searchClient,
   specFromProto,
   tableKeyString,
   tableToProto,
-} from '@metaprune/latency-profiler';
-import { controller, latency, weightgen } from '@metaprune/proto';
-import { type Logger, NATS_NAMES, nullLogger } from '@metaprune/runtime';
-import { decodeRecord } from '@metaprune/weight-generator';
+  unary,
+  weightGeneratorClient,
+} from '@metaprune/wire';
 import { type JetStreamManager, jetstreamManager } from '@nats-io/jetstream';
 import { type KV, Kvm } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { HttpError, httpErrorOf, searchClient, unary, weightGeneratorClient } from './backends.js';
+import { HttpError, httpErrorOf } from './backends.js';
 import { listExports } from './exports.js';
 import {
   type DeviceView,
@@ -279,6 +285,7 @@ export class Hub extends EventEmitter {
         this.search,
         this.search.listSearches,
         controller.ListSearchesRequest.fromPartial({ pageSize: MAX_SEARCHES }),
+        { timeoutMs: 10_000 },
       );
       this.setStatus('controller', true);
     } catch (err) {
@@ -414,6 +421,7 @@ export class Hub extends EventEmitter {
         this.wg,
         this.wg.listPruningNets,
         weightgen.ListPruningNetsRequest.fromPartial({ pageSize: 1, latestOnly: true }),
+        { timeoutMs: 10_000 },
       );
       this.setStatus('weight-generator', true);
     } catch (err) {
@@ -463,6 +471,7 @@ export class Hub extends EventEmitter {
         client,
         client.getSearch,
         controller.GetSearchRequest.fromPartial({ searchId: id }),
+        { timeoutMs: 10_000 },
       );
       if (!res.search) throw new HttpError(502, 'GetSearch answered without a search');
       this.details.set(id, { at: Date.now(), search: res.search });
@@ -630,7 +639,7 @@ export class Hub extends EventEmitter {
           encoding: { genes: [...enc] },
           outputDir: `console/${id.replace(/[^A-Za-z0-9._-]/g, '_')}`,
         }),
-        600_000,
+        { timeoutMs: 600_000 },
       );
     } catch (err) {
       throw httpErrorOf(err, 'the weight generator');

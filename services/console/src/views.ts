@@ -13,8 +13,8 @@ import {
   SCALES,
   uniformEncoding,
 } from '@metaprune/core';
-import { networkFromProto } from '@metaprune/evaluator';
 import { type common, controller, latency, weightgen } from '@metaprune/proto';
+import { networkFromProto } from '@metaprune/wire';
 
 export interface BudgetView {
   index: number;

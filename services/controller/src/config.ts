@@ -1,10 +1,10 @@
 import {
-  DEFAULT_PORTS,
   defineConfig,
   grpcServerSettings,
   LOG_LEVEL_SETTINGS,
   NATS_SECURITY_SETTINGS,
 } from '@metaprune/runtime';
+import { DEFAULT_PORTS } from '@metaprune/wire';
 
 /** Prefix of the environment variables (`CONTROLLER_NATS_URL`, ...). */
 export const ENV_PREFIX = 'CONTROLLER_';

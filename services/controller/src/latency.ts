@@ -13,14 +13,9 @@ import {
   type Network,
   type NetworkSpec,
   PRESETS,
+  sameSpec,
   ValidationError,
 } from '@metaprune/core';
-import {
-  LatencyProfilerClient,
-  networkKeyString,
-  specFromProto,
-  tableKeyString,
-} from '@metaprune/latency-profiler';
 import type { latency } from '@metaprune/proto';
 import {
   type ClientSecurity,
@@ -28,6 +23,12 @@ import {
   InvalidArgumentError,
   UnavailableError,
 } from '@metaprune/runtime';
+import {
+  LatencyProfilerClient,
+  networkKeyString,
+  specFromProto,
+  tableKeyString,
+} from '@metaprune/wire';
 
 /** Which table a search's latency budgets use (all of them use the same one). */
 export interface LatencyQuery {
@@ -70,19 +71,6 @@ export interface LatencyTableSource {
    */
   resolve(q: LatencyQuery, network: Network, field: string): Promise<ResolvedLatencyTable>;
   close?(): void;
-}
-
-function sameSpec(a: NetworkSpec, b: NetworkSpec): boolean {
-  return (
-    a.family === b.family &&
-    a.preset === b.preset &&
-    a.width === b.width &&
-    a.inputSize === b.inputSize &&
-    a.inputChannels === b.inputChannels &&
-    a.numClasses === b.numClasses &&
-    a.layout === b.layout &&
-    a.lastStageFull === b.lastStageFull
-  );
 }
 
 const twins = new WeakMap<Network, Network | null>();

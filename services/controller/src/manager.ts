@@ -20,7 +20,6 @@ import {
   runSearch,
   searchPareto,
 } from '@metaprune/core';
-import { networkFromProto, sameNetwork } from '@metaprune/evaluator';
 import { common, controller } from '@metaprune/proto';
 import {
   CancelledError,
@@ -38,6 +37,7 @@ import {
   UnavailableError,
   withSpan,
 } from '@metaprune/runtime';
+import { networkFromProto, sameProtoSpec } from '@metaprune/wire';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { LatencyTableSource } from './latency.js';
 import { jobIdOf, type PoolContext, type PoolFactory } from './pool.js';
@@ -176,7 +176,7 @@ export class SearchManager {
       );
     }
     const pn = await this.o.pruningnets.resolve(req.pruningnetId, req.pruningnetVersion);
-    if (req.network && !asInvalidArgument(() => sameNetwork(req.network!, pn.network))) {
+    if (req.network && !asInvalidArgument(() => sameProtoSpec(req.network!, pn.network))) {
       throw new InvalidArgumentError(
         'network',
         `does not match the network of PruningNet "${pn.pruningnetId}" v${pn.version} (${describeSpec(pn.network)}); leave it unset to use the PruningNet's`,

@@ -6,6 +6,14 @@
  * PruningNet version, network, settings and data (by any search) is not evaluated again.
  */
 import type { Candidate, Encoding, EvaluatorPool, Network, Outcome } from '@metaprune/core';
+import { type common, evaluation } from '@metaprune/proto';
+import {
+  type Logger,
+  nullLogger,
+  publishWithMsgId,
+  publishWithMsgIdTraced,
+  TELEMETRY_ATTRS,
+} from '@metaprune/runtime';
 import {
   DEFAULT_QUEUE_STREAMS,
   decodeJob,
@@ -27,15 +35,7 @@ import {
   type ResolvedDataSplit,
   type ResolvedEvaluationSettings,
   resultSubject,
-} from '@metaprune/evaluator';
-import { type common, evaluation } from '@metaprune/proto';
-import {
-  type Logger,
-  nullLogger,
-  publishWithMsgId,
-  publishWithMsgIdTraced,
-  TELEMETRY_ATTRS,
-} from '@metaprune/runtime';
+} from '@metaprune/wire';
 import {
   type JetStreamClient,
   type JetStreamManager,

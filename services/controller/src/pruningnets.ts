@@ -4,7 +4,6 @@
  * evaluators hold out the same sub-val).
  */
 import * as grpc from '@grpc/grpc-js';
-import type { ResolvedDataSplit } from '@metaprune/evaluator';
 import { common, weightgen } from '@metaprune/proto';
 import {
   grpcClientOptions,
@@ -13,6 +12,7 @@ import {
   tracedClientOptions,
   UnavailableError,
 } from '@metaprune/runtime';
+import { type ResolvedDataSplit, unary } from '@metaprune/wire';
 
 export interface ResolvedPruningNet {
   pruningnetId: string;
@@ -50,30 +50,6 @@ export class StaticPruningNets implements PruningNetResolver {
   }
 }
 
-type Call<Req, Res> = (
-  req: Req,
-  meta: grpc.Metadata,
-  opts: Partial<grpc.CallOptions>,
-  cb: (err: grpc.ServiceError | null, res: Res) => void,
-) => grpc.ClientUnaryCall;
-
-function unary<Req, Res>(
-  client: grpc.Client,
-  fn: Call<Req, Res>,
-  req: Req,
-  deadlineMs: number,
-): Promise<Res> {
-  return new Promise((resolve, reject) => {
-    fn.call(
-      client,
-      req,
-      new grpc.Metadata(),
-      { deadline: new Date(Date.now() + deadlineMs) },
-      (err, res) => (err ? reject(err) : resolve(res)),
-    );
-  });
-}
-
 /** Asks the weight generator (ListPruningNets, then GetTraining for the data split). */
 export class GrpcPruningNets implements PruningNetResolver {
   private readonly client: weightgen.WeightGeneratorServiceClient;
@@ -101,12 +77,9 @@ export class GrpcPruningNets implements PruningNetResolver {
           weightgen.ListPruningNetsResponse
         >(
           this.client,
-          this.client.listPruningNets as unknown as Call<
-            weightgen.ListPruningNetsRequest,
-            weightgen.ListPruningNetsResponse
-          >,
+          this.client.listPruningNets,
           weightgen.ListPruningNetsRequest.fromPartial({ pruningnetId, pageSize: 1000, pageToken }),
-          this.deadlineMs,
+          { timeoutMs: this.deadlineMs },
         );
         nets.push(...res.pruningnets.filter((n) => n.pruningnetId === pruningnetId));
         pageToken = res.nextPageToken;
@@ -148,12 +121,9 @@ export class GrpcPruningNets implements PruningNetResolver {
       try {
         const res = await unary<weightgen.GetTrainingRequest, weightgen.GetTrainingResponse>(
           this.client,
-          this.client.getTraining as unknown as Call<
-            weightgen.GetTrainingRequest,
-            weightgen.GetTrainingResponse
-          >,
+          this.client.getTraining,
           { jobId: hit.jobId },
-          this.deadlineMs,
+          { timeoutMs: this.deadlineMs },
         );
         const cfg = res.job?.config;
         if (cfg) {

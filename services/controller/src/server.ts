@@ -4,7 +4,6 @@
  * it from configuration; tests and benches can call it directly.
  */
 import type * as grpc from '@grpc/grpc-js';
-import { JOBS_STREAM } from '@metaprune/evaluator';
 import { controller } from '@metaprune/proto';
 import {
   clientTlsCredentials,
@@ -13,13 +12,13 @@ import {
   type GrpcServerHandle,
   jetStreamQueueLag,
   type Logger,
-  NATS_NAMES,
   type NatsSecurity,
   nullLogger,
   openKv,
   startGrpcServer,
   type TlsSettings,
 } from '@metaprune/runtime';
+import { JOBS_STREAM, NATS_NAMES } from '@metaprune/wire';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { GrpcLatencyTables, type LatencyTableSource } from './latency.js';

@@ -6,7 +6,7 @@
 import { EventEmitter } from 'node:events';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import type { SearchState } from '@metaprune/core';
-import type { ResolvedDataSplit, ResolvedEvaluationSettings } from '@metaprune/evaluator';
+import type { ResolvedDataSplit, ResolvedEvaluationSettings } from '@metaprune/wire';
 import type { KV } from '@nats-io/kv';
 import type { LatencyTableRef } from './latency.js';
 

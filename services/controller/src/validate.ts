@@ -11,13 +11,13 @@ import {
   resolveEvolutionParams,
   ValidationError,
 } from '@metaprune/core';
+import type { common, controller } from '@metaprune/proto';
+import { InvalidArgumentError, requireNumber } from '@metaprune/runtime';
 import {
   networkFromProto,
   type ResolvedEvaluationSettings,
   resolveEvaluationSettings,
-} from '@metaprune/evaluator';
-import type { common, controller } from '@metaprune/proto';
-import { InvalidArgumentError, requireNumber } from '@metaprune/runtime';
+} from '@metaprune/wire';
 import type { LatencyQuery, ResolvedLatencyTable } from './latency.js';
 
 export const MAX_BUDGETS = 64;

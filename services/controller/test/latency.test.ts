@@ -9,9 +9,9 @@ import {
   tiedChannels,
   withinBudget,
 } from '@metaprune/core';
-import { networkFromProto, networkToProto } from '@metaprune/evaluator';
 import { common, controller } from '@metaprune/proto';
 import { FailedPreconditionError, InvalidArgumentError } from '@metaprune/runtime';
+import { networkFromProto, specToProto } from '@metaprune/wire';
 import { describe, expect, it } from 'vitest';
 import {
   describeNetworkShape,
@@ -33,7 +33,7 @@ type BudgetIn = Parameters<typeof common.Budget.fromPartial>[0];
 
 // Latency budgets in the controller: field checks, the table lookup, feasibility against
 // the predictor's bounds, generation-time rejection, and resuming with the stored version.
-const NET = networkToProto(
+const NET = specToProto(
   networkFromProto(
     common.NetworkSpec.fromPartial({
       family: common.NetworkFamily.MOBILENET_V2,

@@ -1,8 +1,8 @@
 import * as grpc from '@grpc/grpc-js';
 import { type Encoding, withinBudget } from '@metaprune/core';
-import { networkFromProto, networkToProto } from '@metaprune/evaluator';
 import { common, controller } from '@metaprune/proto';
 import { FIELD_METADATA_KEY, InvalidArgumentError, startGrpcServer } from '@metaprune/runtime';
+import { networkFromProto, specToProto } from '@metaprune/wire';
 import { describe, expect, it } from 'vitest';
 import {
   InProcessPoolFactory,
@@ -18,7 +18,7 @@ import {
 type StartReq = Parameters<typeof controller.StartSearchRequest.fromPartial>[0];
 
 // The W2-like network at a tiny width: 24 genes, cheap cost model.
-const NET = networkToProto(
+const NET = specToProto(
   networkFromProto(
     common.NetworkSpec.fromPartial({
       family: common.NetworkFamily.MOBILENET_V2,
@@ -300,7 +300,7 @@ describe('StartSearch validation', () => {
     [
       'width out of range',
       { network: common.NetworkSpec.fromPartial({ ...NET, widthMultiplier: 3.5 }) },
-      'network.widthMultiplier',
+      'network.width_multiplier',
     ],
   ];
   for (const [what, over, field] of cases) {

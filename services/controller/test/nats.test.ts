@@ -3,24 +3,21 @@ import {
   type CandidateEvaluator,
   type EvaluationInput,
   EvaluatorWorker,
-  encodeResult,
-  JOBS_STREAM,
-  networkFromProto,
-  networkToProto,
-  RESULTS_STREAM,
-  resolveEvaluationSettings,
-  resultSubject,
   type WeightSource,
 } from '@metaprune/evaluator';
 import { common, controller, evaluation, weightgen } from '@metaprune/proto';
-import {
-  connectNats,
-  ensureDurableConsumer,
-  NATS_NAMES,
-  openKv,
-  publishWithMsgId,
-} from '@metaprune/runtime';
+import { connectNats, ensureDurableConsumer, openKv, publishWithMsgId } from '@metaprune/runtime';
 import { type NatsServerHandle, startNatsServer } from '@metaprune/testkit';
+import {
+  encodeResult,
+  JOBS_STREAM,
+  NATS_NAMES,
+  networkFromProto,
+  RESULTS_STREAM,
+  resolveEvaluationSettings,
+  resultSubject,
+  specToProto,
+} from '@metaprune/wire';
 import { type JetStreamManager, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -41,7 +38,7 @@ type StartReq = Parameters<typeof controller.StartSearchRequest.fromPartial>[0];
 
 // Controller + NATS pool + evaluator workers over a real nats-server, in one process. The
 // score is scripted (deterministic in the encoding); tests/e2e runs the real engine.
-const NET = networkToProto(
+const NET = specToProto(
   networkFromProto(
     common.NetworkSpec.fromPartial({
       family: common.NetworkFamily.MOBILENET_V2,

@@ -25,7 +25,7 @@ import {
   splitTrainVal,
   type TrainValTestSplit,
 } from '@metaprune/data';
-import type { ResolvedDataSplit, ResolvedEvaluationSettings } from './protocol.js';
+import type { ResolvedDataSplit, ResolvedEvaluationSettings } from '@metaprune/wire';
 import { PermanentEvaluationError } from './types.js';
 
 /** Images in memory (NHWC floats, preprocessed) with their labels. */

@@ -1,6 +1,5 @@
 export { isPoisonCandidate, poisonHash, withPoisonCandidates } from './chaos.js';
 export { EVALUATOR_CONFIG } from './config.js';
-export * from './protocol.js';
 export {
   type CandidateEvaluator,
   type EvaluationInput,

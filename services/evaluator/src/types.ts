@@ -1,6 +1,6 @@
 import type { Encoding, Network } from '@metaprune/core';
 import type { common, evaluation, weightgen } from '@metaprune/proto';
-import type { ResolvedDataSplit, ResolvedEvaluationSettings } from './protocol.js';
+import type { ResolvedDataSplit, ResolvedEvaluationSettings } from '@metaprune/wire';
 
 /** Generated, cropped weights of one candidate, as streamed by GenerateWeights. */
 export interface GeneratedWeights {

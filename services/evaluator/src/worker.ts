@@ -19,7 +19,6 @@ import {
   ensureDurableConsumer,
   keepWorking,
   type Logger,
-  NATS_NAMES,
   nullLogger,
   openKv,
   publishWithMsgId,
@@ -27,17 +26,6 @@ import {
   TELEMETRY_ATTRS,
   withSpan,
 } from '@metaprune/runtime';
-import {
-  type Consumer,
-  type JetStreamClient,
-  type JetStreamManager,
-  type JsMsg,
-  jetstream,
-  jetstreamManager,
-} from '@nats-io/jetstream';
-import type { KV } from '@nats-io/kv';
-import type { NatsConnection } from '@nats-io/transport-node';
-import type { Span } from '@opentelemetry/api';
 import {
   DEFAULT_QUEUE_STREAMS,
   decodeJob,
@@ -49,13 +37,25 @@ import {
   JOBS_FILTER,
   JOBS_STREAM,
   lookupResult,
+  NATS_NAMES,
   networkFromProto,
   type QueueStreamSettings,
   RESULTS_STREAM,
   resolveDataSplit,
   resolveEvaluationSettings,
   resultSubject,
-} from './protocol.js';
+} from '@metaprune/wire';
+import {
+  type Consumer,
+  type JetStreamClient,
+  type JetStreamManager,
+  type JsMsg,
+  jetstream,
+  jetstreamManager,
+} from '@nats-io/jetstream';
+import type { KV } from '@nats-io/kv';
+import type { NatsConnection } from '@nats-io/transport-node';
+import type { Span } from '@opentelemetry/api';
 import {
   type CandidateEvaluator,
   type EvaluationScore,

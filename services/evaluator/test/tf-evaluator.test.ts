@@ -6,9 +6,9 @@ import {
   initBackend,
 } from '@metaprune/engine';
 import { float32Tensor, weightgen } from '@metaprune/proto';
+import { resolveDataSplit, resolveEvaluationSettings } from '@metaprune/wire';
 import { describe, expect, it } from 'vitest';
 import { EvaluationData } from '../src/data.js';
-import { resolveDataSplit, resolveEvaluationSettings } from '../src/protocol.js';
 import { createTfEvaluator, cropShape, scoreCandidate } from '../src/tf-evaluator.js';
 import type { EvaluationInput, GeneratedWeights } from '../src/types.js';
 

@@ -1,7 +1,20 @@
 import { buildNetwork, type Encoding } from '@metaprune/core';
 import { evaluation, weightgen } from '@metaprune/proto';
-import { connectNats, NATS_NAMES, openKv, publishWithMsgId } from '@metaprune/runtime';
+import { connectNats, openKv, publishWithMsgId } from '@metaprune/runtime';
 import { type NatsServerHandle, startNatsServer } from '@metaprune/testkit';
+import {
+  encodeJob,
+  ensureEvaluationStreams,
+  evaluationJobId,
+  JOBS_STREAM,
+  jobSubject,
+  lookupResult,
+  NATS_NAMES,
+  RESULTS_STREAM,
+  resolveDataSplit,
+  resolveEvaluationSettings,
+  specToProto,
+} from '@metaprune/wire';
 import { type JetStreamManager, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -10,19 +23,9 @@ import {
   type EvaluationInput,
   EvaluatorWorker,
   type EvaluatorWorkerOptions,
-  encodeJob,
-  ensureEvaluationStreams,
-  evaluationJobId,
   type GeneratedWeights,
-  JOBS_STREAM,
   type JobEvent,
-  jobSubject,
-  lookupResult,
-  networkToProto,
   PermanentEvaluationError,
-  RESULTS_STREAM,
-  resolveDataSplit,
-  resolveEvaluationSettings,
   type WeightSource,
 } from '../src/index.js';
 
@@ -94,7 +97,7 @@ function jobFor(genes: number[], over: Partial<evaluation.EvaluationJob> = {}) {
     searchId: 's1',
     pruningnetId: 'pn',
     pruningnetVersion: 1,
-    network: networkToProto(NET.spec),
+    network: specToProto(NET.spec),
     encoding: { genes },
     settings: SETTINGS,
     attempt: 1,

@@ -4,15 +4,14 @@
  * callers pass them to `startLatencyProfiler`, where every setting left out takes its default.
  */
 import {
-  DEFAULT_PORTS,
   defineConfig,
   grpcServerSettings,
   type InferConfig,
   LOG_LEVEL_SETTINGS,
   loadConfig,
-  NATS_NAMES,
   NATS_SECURITY_SETTINGS,
 } from '@metaprune/runtime';
+import { DEFAULT_PORTS, NATS_NAMES } from '@metaprune/wire';
 import { TABLES_BUCKET } from './store.js';
 
 export const ENV_PREFIX = 'LATENCY_PROFILER_';

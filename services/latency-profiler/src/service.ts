@@ -32,7 +32,7 @@ import {
   tableFromProto,
   tableKeyString,
   wireField,
-} from './convert.js';
+} from '@metaprune/wire';
 import type { DeviceRecord, LatencyStore, TableRecord, TableVersionRecord } from './store.js';
 
 /** 1–64 of [A-Za-z0-9._-], not starting or ending with a dot, no two dots in a row. */

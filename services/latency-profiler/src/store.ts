@@ -10,7 +10,8 @@
  *   overwritten; the version -> object mapping lives in the device record).
  */
 
-import { NATS_NAMES, openKv } from '@metaprune/runtime';
+import { openKv } from '@metaprune/runtime';
+import { NATS_NAMES } from '@metaprune/wire';
 import type { JetStreamClient } from '@nats-io/jetstream';
 import { jetstream } from '@nats-io/jetstream';
 import type { KV } from '@nats-io/kv';

@@ -15,14 +15,9 @@ import { initBackend, profileLatencyTable, sampleEncodings } from '@metaprune/en
 import type { latency } from '@metaprune/proto';
 import { checkHealth, FIELD_METADATA_KEY, nullLogger } from '@metaprune/runtime';
 import { type NatsServerHandle, startNatsServer, waitFor } from '@metaprune/testkit';
+import { fetchLatencyPredictor, LatencyProfilerClient, tableToProto } from '@metaprune/wire';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  fetchLatencyPredictor,
-  LatencyProfilerClient,
-  type LatencyProfilerHandle,
-  startLatencyProfiler,
-  tableToProto,
-} from '../src/index.js';
+import { type LatencyProfilerHandle, startLatencyProfiler } from '../src/index.js';
 
 const TINY = buildNetwork({ family: 'mobilenetv2', preset: 'small', width: 0.1, inputSize: 16 });
 const OTHER = buildNetwork({ family: 'mobilenetv1', preset: 'small', width: 0.1, inputSize: 16 });

@@ -4,7 +4,6 @@
  * pass them to `startWeightGenerator`, where every setting left out takes its default.
  */
 import {
-  DEFAULT_PORTS,
   defineConfig,
   grpcServerSettings,
   type InferConfig,
@@ -12,6 +11,7 @@ import {
   loadConfig,
   NATS_SECURITY_SETTINGS,
 } from '@metaprune/runtime';
+import { DEFAULT_PORTS } from '@metaprune/wire';
 
 export const ENV_PREFIX = 'WEIGHTGEN_';
 

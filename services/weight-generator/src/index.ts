@@ -2,22 +2,12 @@
  * @metaprune/weight-generator — trains PruningNets as resumable jobs, keeps their
  * versioned checkpoints, streams generated weights and exports plain pruned networks
  * (weightgen.v1.WeightGeneratorService). `startWeightGenerator` runs it in-process;
- * `dist/main.js` is the process entry. Importing this module does not load tfjs.
+ * `dist/main.js` is the process entry. Importing this module does not load tfjs. Its client,
+ * codecs and subjects are in @metaprune/wire.
  */
-export {
-  type CallOpts,
-  type ConnectOptions,
-  type FetchedWeights,
-  fetchWeights,
-  iterate,
-  unary,
-  type WeightGeneratorClient,
-  watchTraining,
-  weightGeneratorClient,
-} from './client.js';
 export { CONFIG_SCHEMA, defaultConfig, ENV_PREFIX, type WeightGeneratorConfig } from './config.js';
 export { CheckpointCorruptError } from './errors.js';
-export { decodeRecord, isTerminal, type JobRecord, trainingSubject } from './jobs.js';
+export { decodeRecord, type JobRecord } from './jobs.js';
 export { childEntry, ProcessExporter, ProcessTrainer, trainingProcessEntry } from './runner.js';
 export {
   startWeightGenerator,

@@ -11,6 +11,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { rm } from 'node:fs/promises';
+import { sameSpec } from '@metaprune/core';
 import { weightgen } from '@metaprune/proto';
 import {
   activeTraceContext,
@@ -18,7 +19,6 @@ import {
   FailedPreconditionError,
   type Logger,
   type MetapruneMetrics,
-  NATS_NAMES,
   NotFoundError,
   nullLogger,
   SPAN_NAMES,
@@ -28,6 +28,7 @@ import {
   type TraceContext,
   UnavailableError,
 } from '@metaprune/runtime';
+import { isTerminal, trainingSubject } from '@metaprune/wire';
 import type { KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { CheckpointCorruptError } from './errors.js';
@@ -39,7 +40,7 @@ import type {
   TrainerCheckpoint,
   TrainerProgress,
 } from './types.js';
-import { sameSpec, trainingConfigToProto } from './validate.js';
+import { trainingConfigToProto } from './validate.js';
 
 const TrainingState = weightgen.TrainingState;
 type TrainingJob = weightgen.TrainingJob;
@@ -69,18 +70,6 @@ interface LiveJob {
   writes: Promise<unknown>;
   /** Trace context of the StartTraining call: epoch spans join its trace. */
   traceContext?: TraceContext;
-}
-
-export function isTerminal(state: weightgen.TrainingState): boolean {
-  return (
-    state === TrainingState.SUCCEEDED ||
-    state === TrainingState.FAILED ||
-    state === TrainingState.CANCELLED
-  );
-}
-
-export function trainingSubject(jobId: string): string {
-  return `${NATS_NAMES.eventsSubjectPrefix}.training.${jobId}`;
 }
 
 export function newId(prefix: string): string {

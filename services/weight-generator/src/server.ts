@@ -12,12 +12,12 @@ import {
   createLogger,
   type GrpcServerHandle,
   type Logger,
-  NATS_NAMES,
   natsSecurity,
   openKv,
   serverTlsCredentials,
   startGrpcServer,
 } from '@metaprune/runtime';
+import { NATS_NAMES } from '@metaprune/wire';
 import { jetstream } from '@nats-io/jetstream';
 import type { KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';

@@ -30,18 +30,14 @@ import {
   withSpan,
   writeMessage,
 } from '@metaprune/runtime';
+import { isTerminal, specToProto } from '@metaprune/wire';
 import type { KV } from '@nats-io/kv';
 import type { PruningNetCache } from './cache.js';
-import { decodeRecord, isTerminal, type JobManager, type StartJobInput } from './jobs.js';
+import { decodeRecord, type JobManager, type StartJobInput } from './jobs.js';
 import { requireId, requireName, resolveInside } from './paths.js';
 import type { CheckpointStore, StoredVersion } from './store.js';
 import type { Exporter } from './types.js';
-import {
-  encodingFor,
-  resolveTrainingConfig,
-  specToProto,
-  trainingConfigToProto,
-} from './validate.js';
+import { encodingFor, resolveTrainingConfig, trainingConfigToProto } from './validate.js';
 
 const { TrainingState } = weightgen;
 

@@ -5,36 +5,14 @@
  */
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import {
-  buildNetwork,
-  type Encoding,
-  type Network,
-  type NetworkSpec,
-  validateEncoding,
-} from '@metaprune/core';
+import { type Encoding, type Network, type NetworkSpec, validateEncoding } from '@metaprune/core';
 import { CIFAR10_TRAIN_FILES, IDX_FILES } from '@metaprune/data';
-import {
-  common,
-  familyFromId,
-  familyToId,
-  presetFromId,
-  presetToId,
-  type weightgen,
-} from '@metaprune/proto';
+import type { common, weightgen } from '@metaprune/proto';
 import { FailedPreconditionError, InvalidArgumentError, requireNumber } from '@metaprune/runtime';
+import { specToProto, specFromProto as wireSpecFromProto } from '@metaprune/wire';
 import { toInvalidArgument } from './errors.js';
 import { resolveInside } from './paths.js';
 import type { ResolvedTrainingConfig } from './types.js';
-
-const CORE_TO_PROTO_FIELD: Record<string, string> = {
-  network: 'family',
-  preset: 'preset',
-  width: 'width_multiplier',
-  inputSize: 'input_size',
-  inputChannels: 'input_channels',
-  numClasses: 'num_classes',
-  layout: 'layout',
-};
 
 /** What the service knows about a dataset before loading it. */
 export interface DatasetInfo {
@@ -125,66 +103,15 @@ export function specFromProto(
   field: string,
   dataset?: DatasetInfo,
 ): NetworkSpec {
-  if (!spec) throw new InvalidArgumentError(field, 'is required');
-  let family: string;
   try {
-    family = familyToId(spec.family);
-  } catch {
-    throw new InvalidArgumentError(
-      `${field}.family`,
-      `must be set to one of MOBILENET_V1, MOBILENET_V2, RESNET50 (got ${spec.family})`,
+    return wireSpecFromProto(
+      spec,
+      field,
+      dataset ? { inputChannels: dataset.imageShape[2], numClasses: dataset.numClasses } : {},
     );
-  }
-  let preset: string;
-  try {
-    preset = presetToId(spec.preset);
-  } catch {
-    throw new InvalidArgumentError(
-      `${field}.preset`,
-      `must be set to one of IMAGENET, SMALL (got ${spec.preset})`,
-    );
-  }
-  requireNumber(`${field}.width_multiplier`, spec.widthMultiplier, { min: 0, max: 4 });
-  const num = (name: string, v: number, max: number) =>
-    requireNumber(`${field}.${name}`, v, { min: 0, max, integer: true });
-  num('input_size', spec.inputSize, 1024);
-  num('input_channels', spec.inputChannels, 16);
-  num('num_classes', spec.numClasses, 100_000);
-  try {
-    const net = buildNetwork({
-      family,
-      preset,
-      width: spec.widthMultiplier === 0 ? 1 : spec.widthMultiplier,
-      ...(spec.inputSize ? { inputSize: spec.inputSize } : {}),
-      ...(spec.inputChannels
-        ? { inputChannels: spec.inputChannels }
-        : dataset
-          ? { inputChannels: dataset.imageShape[2] }
-          : {}),
-      ...(spec.numClasses
-        ? { numClasses: spec.numClasses }
-        : dataset
-          ? { numClasses: dataset.numClasses }
-          : {}),
-      lastStageFull: spec.keepLastStageFull,
-    });
-    return net.spec;
   } catch (err) {
-    throw toInvalidArgument(err, (f) => `${field}.${CORE_TO_PROTO_FIELD[f] ?? f}`);
+    throw toInvalidArgument(err);
   }
-}
-
-/** A core spec as a proto NetworkSpec (every field explicit). */
-export function specToProto(spec: NetworkSpec): common.NetworkSpec {
-  return common.NetworkSpec.fromPartial({
-    family: familyFromId(spec.family),
-    preset: presetFromId(spec.preset),
-    widthMultiplier: spec.width,
-    inputSize: spec.inputSize,
-    inputChannels: spec.inputChannels,
-    numClasses: spec.numClasses,
-    keepLastStageFull: spec.lastStageFull,
-  });
 }
 
 /** The local `metaprune train` defaults (batch 64, lr 0.4), tuned on Fashion-MNIST. */
@@ -327,9 +254,4 @@ export function encodingFor(
   } catch (err) {
     throw toInvalidArgument(err);
   }
-}
-
-/** Same network? (Used when continuing a PruningNet with a new job.) */
-export function sameSpec(a: NetworkSpec, b: NetworkSpec): boolean {
-  return JSON.stringify(a) === JSON.stringify(b);
 }

@@ -7,13 +7,14 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { weightgen } from '@metaprune/proto';
-import { NATS_NAMES, type WatchStatus, waitForServing, watchHealth } from '@metaprune/runtime';
+import { type WatchStatus, waitForServing, watchHealth } from '@metaprune/runtime';
 import { type NatsServerHandle, startNatsServer, tempDir, waitFor } from '@metaprune/testkit';
+import { NATS_NAMES, unary, watchTraining, weightGeneratorClient } from '@metaprune/wire';
 import { jetstream } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import { connect } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { decodeRecord, unary, watchTraining, weightGeneratorClient } from '../src/index.js';
+import { decodeRecord } from '../src/index.js';
 
 const MAIN = fileURLToPath(new URL('../dist/main.js', import.meta.url));
 

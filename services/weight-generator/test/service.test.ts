@@ -9,23 +9,26 @@ import { join } from 'node:path';
 import { type ServiceError, status } from '@grpc/grpc-js';
 import { buildNetwork, geneChannels, widthOf } from '@metaprune/core';
 import { common, weightgen } from '@metaprune/proto';
-import { checkHealth, createLogger, FIELD_METADATA_KEY, NATS_NAMES } from '@metaprune/runtime';
+import { checkHealth, createLogger, FIELD_METADATA_KEY } from '@metaprune/runtime';
 import { type NatsServerHandle, startNatsServer, tempDir, waitFor } from '@metaprune/testkit';
+import {
+  fetchWeights,
+  NATS_NAMES,
+  trainingSubject,
+  unary,
+  type WeightGeneratorClient,
+  watchTraining,
+  weightGeneratorClient,
+} from '@metaprune/wire';
 import { jetstream } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   decodeRecord,
-  fetchWeights,
   MANIFEST,
   startWeightGenerator,
-  trainingSubject,
-  unary,
-  type WeightGeneratorClient,
   type WeightGeneratorHandle,
-  watchTraining,
-  weightGeneratorClient,
 } from '../src/index.js';
 
 const { TrainingState } = weightgen;

@@ -3,9 +3,8 @@
  * evaluators' results stream.
  */
 import { followSearch, searchClient } from '@metaprune/cli';
-import { decodeResult, RESULTS_STREAM } from '@metaprune/evaluator';
 import type { controller, evaluation } from '@metaprune/proto';
-import { NATS_NAMES } from '@metaprune/runtime';
+import { decodeResult, NATS_NAMES, RESULTS_STREAM } from '@metaprune/wire';
 import type { JetStreamManager } from '@nats-io/jetstream';
 
 /** StartSearch on the controller at `address`; resolves with the search id. */

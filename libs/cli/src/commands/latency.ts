@@ -8,15 +8,17 @@ import {
   type Network,
   type NetworkSpec,
   networkFingerprint,
+  sameSpec,
 } from '@metaprune/core';
+import type { latency } from '@metaprune/proto';
+import { checkHealth } from '@metaprune/runtime';
 import {
+  DEFAULT_PORTS,
   LatencyProfilerClient,
   networkKeyString,
   specFromProto,
   tableKeyString,
-} from '@metaprune/latency-profiler';
-import type { latency } from '@metaprune/proto';
-import { checkHealth, DEFAULT_PORTS } from '@metaprune/runtime';
+} from '@metaprune/wire';
 import { num, oneOf, parseFlags, requireStr, str, type Values } from '../args.js';
 import { UsageError } from '../errors.js';
 import {
@@ -159,14 +161,10 @@ interface Resolved {
   deviceId?: string;
 }
 
-function sameNetwork(a: NetworkSpec, b: NetworkSpec): boolean {
-  return networkKeyString(a) === networkKeyString(b);
-}
-
 function networkFromTableOrFlags(v: Values, spec: NetworkSpec): Network {
   if (str(v, 'network') === undefined) return buildNetwork(spec);
   const net = networkFromFlags(v);
-  if (!sameNetwork(net.spec, spec)) {
+  if (!sameSpec(net.spec, spec)) {
     throw new UsageError(
       `the table is for ${networkKeyString(spec)}, not ${networkKeyString(net.spec)}`,
     );
@@ -191,7 +189,7 @@ async function fromProfiler(
   const matching = dev.tables.filter((t: latency.LatencyTableSummary) => {
     const spec = specFromProto(t.key?.network);
     return (
-      (!wanted || sameNetwork(spec, wanted)) &&
+      (!wanted || sameSpec(spec, wanted)) &&
       (backend === undefined || t.key?.backend === backend) &&
       (batch === undefined || t.key?.batchSize === batch)
     );
@@ -235,7 +233,7 @@ function fromFiles(v: Values, device: string): Resolved {
       .filter((f) => {
         const t = readTableFile(f);
         return (
-          (!wanted || sameNetwork(t.network, wanted)) &&
+          (!wanted || sameSpec(t.network, wanted)) &&
           (backend === undefined || t.backend === backend) &&
           (batch === undefined || t.batchSize === batch)
         );

@@ -6,8 +6,7 @@ import {
   planLatencyTable,
   SCALE_COUNT,
 } from '@metaprune/core';
-import { LatencyProfilerClient } from '@metaprune/latency-profiler';
-import { DEFAULT_PORTS } from '@metaprune/runtime';
+import { DEFAULT_PORTS, LatencyProfilerClient } from '@metaprune/wire';
 import { num, oneOf, parseFlags, str, type Values } from '../args.js';
 import { UsageError } from '../errors.js';
 import { NETWORK_OPTIONS, networkFromFlags } from '../network-flags.js';

@@ -1,7 +1,7 @@
 import type { ServiceError } from '@grpc/grpc-js';
-import { networkToProto } from '@metaprune/evaluator';
 import { common, controller } from '@metaprune/proto';
 import { FIELD_METADATA_KEY } from '@metaprune/runtime';
+import { specToProto } from '@metaprune/wire';
 import { num, parseFlags, requireStr, str, type Values } from '../args.js';
 import { UsageError } from '../errors.js';
 import { NETWORK_OPTIONS, networkFromFlags } from '../network-flags.js';
@@ -251,7 +251,7 @@ export async function searchCommand(argv: string[]): Promise<number> {
   const budgets = budgetsFromFlags(v);
   const network =
     str(v, 'network') !== undefined
-      ? networkToProto(networkFromFlags(v, { preset: 'small' }).spec)
+      ? specToProto(networkFromFlags(v, { preset: 'small' }).spec)
       : undefined;
   const request = controller.StartSearchRequest.fromPartial({
     pruningnetId,

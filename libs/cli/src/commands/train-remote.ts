@@ -8,14 +8,14 @@
  */
 import { type ServiceError, status } from '@grpc/grpc-js';
 import { familyFromId, presetFromId, weightgen } from '@metaprune/proto';
-import { DEFAULT_PORTS } from '@metaprune/runtime';
 import {
+  DEFAULT_PORTS,
   isTerminal,
   unary,
   type WeightGeneratorClient,
   watchTraining,
   weightGeneratorClient,
-} from '@metaprune/weight-generator';
+} from '@metaprune/wire';
 import { num, parseFlags, str } from '../args.js';
 import { UsageError } from '../errors.js';
 import { NETWORK_OPTIONS, networkFromFlags } from '../network-flags.js';

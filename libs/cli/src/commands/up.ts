@@ -1,7 +1,8 @@
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { type ConsoleHandle, startConsole } from '@metaprune/console';
-import { createLogger, DEFAULT_PORTS, type LogLevel } from '@metaprune/runtime';
+import { createLogger, type LogLevel } from '@metaprune/runtime';
+import { DEFAULT_PORTS } from '@metaprune/wire';
 import { num, parseFlags, str } from '../args.js';
 import { UsageError } from '../errors.js';
 import { metapruneHome, type Stack, stackFilePath, startStack } from '../stack.js';

@@ -8,8 +8,8 @@ import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { type Encoding, MAX_SCALE_ID, type Network } from '@metaprune/core';
-import { fetchLatencyPredictor } from '@metaprune/latency-profiler';
 import { common } from '@metaprune/proto';
+import { fetchLatencyPredictor } from '@metaprune/wire';
 import { type UniformBaseline, uniformAt } from './budgets.js';
 import type { Reporter } from './reporter.js';
 

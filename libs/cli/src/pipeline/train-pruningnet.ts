@@ -3,9 +3,14 @@
  * until the job ends), with a live progress line. An abort cancels the remote job.
  */
 import type { Network } from '@metaprune/core';
-import { networkFromProto, networkToProto } from '@metaprune/evaluator';
 import { weightgen } from '@metaprune/proto';
-import { isTerminal, unary, weightGeneratorClient } from '@metaprune/weight-generator';
+import {
+  isTerminal,
+  networkFromProto,
+  specToProto,
+  unary,
+  weightGeneratorClient,
+} from '@metaprune/wire';
 import { formatSeconds } from '../ui/progress.js';
 import type { TrainRecipe } from './config.js';
 import { bar, pct, type Reporter } from './reporter.js';
@@ -67,7 +72,7 @@ export async function trainPruningNet(o: TrainOptions): Promise<TrainedPruningNe
       client.startTraining,
       weightgen.StartTrainingRequest.fromPartial({
         config: {
-          network: networkToProto(o.network.spec),
+          network: specToProto(o.network.spec),
           dataset: o.dataset,
           epochs: o.recipe.epochs,
           batchSize: o.recipe.batchSize,

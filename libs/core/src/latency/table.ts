@@ -12,7 +12,7 @@
  * a forward (input hand-over, reading the result back) is the table's fitted constant.
  */
 import { ValidationError } from '../errors.js';
-import { resolveSpec } from '../networks/registry.js';
+import { resolveSpec, sameSpec } from '../networks/registry.js';
 import type {
   Activation,
   Layer,
@@ -259,19 +259,6 @@ export function planLatencyTable(net: Network, grid: LatencyGrid = 'full'): Late
 
 function describeNet(s: NetworkSpec): string {
   return `${s.family}/${s.preset} width ${s.width} input ${s.inputSize}x${s.inputSize}x${s.inputChannels} classes ${s.numClasses} layout ${s.layout}`;
-}
-
-function sameSpec(a: NetworkSpec, b: NetworkSpec): boolean {
-  return (
-    a.family === b.family &&
-    a.preset === b.preset &&
-    a.width === b.width &&
-    a.inputSize === b.inputSize &&
-    a.inputChannels === b.inputChannels &&
-    a.numClasses === b.numClasses &&
-    a.layout === b.layout &&
-    a.lastStageFull === b.lastStageFull
-  );
 }
 
 const isInt = (v: unknown, min: number, max = Number.MAX_SAFE_INTEGER): v is number =>

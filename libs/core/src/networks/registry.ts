@@ -94,6 +94,23 @@ export function resolveSpec(input: NetworkSpecInput): NetworkSpec {
   });
 }
 
+/**
+ * Whether two resolved specs name the same network, field by field. The one spec equality
+ * of the project: services, the CLI and the latency tables all call this.
+ */
+export function sameSpec(a: NetworkSpec, b: NetworkSpec): boolean {
+  return (
+    a.family === b.family &&
+    a.preset === b.preset &&
+    a.width === b.width &&
+    a.inputSize === b.inputSize &&
+    a.inputChannels === b.inputChannels &&
+    a.numClasses === b.numClasses &&
+    a.layout === b.layout &&
+    a.lastStageFull === b.lastStageFull
+  );
+}
+
 const cache = new Map<string, Network>();
 
 /** The layer graph and gene layout of a network (memoised: specs are immutable). */

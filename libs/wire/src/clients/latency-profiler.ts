@@ -19,7 +19,8 @@ import {
 } from '@metaprune/core';
 import { latency } from '@metaprune/proto';
 import { envClient, grpcClientOptions } from '@metaprune/runtime';
-import { specToProto, tableFromProto, tableToProto } from './convert.js';
+import { tableFromProto, tableToProto } from '../latency-table.js';
+import { specToProto } from '../spec.js';
 
 export interface LatencyClientOptions {
   credentials?: ChannelCredentials;

@@ -1,78 +1,11 @@
 /**
  * Wire <-> core conversions of latency tables, and the storage key of a table. Shared by
- * the service, the CLI and the controller (which fetches a table once and predicts locally).
+ * the latency profiler, the CLI, the console and the controller (which fetches a table once
+ * and predicts locally).
  */
 import type { LatencyRow, LatencyTable, LayerKind, NetworkSpec } from '@metaprune/core';
-import { resolveSpec, ValidationError } from '@metaprune/core';
-import {
-  common,
-  familyFromId,
-  familyToId,
-  latency,
-  presetFromId,
-  presetToId,
-} from '@metaprune/proto';
-
-/** Core spec -> wire spec. */
-export function specToProto(spec: NetworkSpec): common.NetworkSpec {
-  return common.NetworkSpec.fromPartial({
-    family: familyFromId(spec.family),
-    preset: presetFromId(spec.preset),
-    widthMultiplier: spec.width,
-    inputSize: spec.inputSize,
-    inputChannels: spec.inputChannels,
-    numClasses: spec.numClasses,
-    keepLastStageFull: spec.lastStageFull,
-  });
-}
-
-/**
- * Wire spec -> validated core spec (0 means the preset's default; throws a ValidationError
- * naming `field.<name>`). The MetaPruning layout is the only one on the wire.
- */
-export function specFromProto(
-  spec: common.NetworkSpec | undefined,
-  field = 'network',
-): NetworkSpec {
-  if (!spec) throw new ValidationError(field, 'required');
-  let family: string;
-  let preset: string;
-  try {
-    family = familyToId(spec.family);
-  } catch {
-    throw new ValidationError(`${field}.family`, 'required: mobilenetv1, mobilenetv2 or resnet50');
-  }
-  try {
-    preset = presetToId(spec.preset);
-  } catch {
-    throw new ValidationError(`${field}.preset`, 'required: imagenet or small');
-  }
-  try {
-    return resolveSpec({
-      family,
-      preset,
-      width: spec.widthMultiplier === 0 ? 1 : spec.widthMultiplier,
-      ...(spec.inputSize ? { inputSize: spec.inputSize } : {}),
-      ...(spec.inputChannels ? { inputChannels: spec.inputChannels } : {}),
-      ...(spec.numClasses ? { numClasses: spec.numClasses } : {}),
-      lastStageFull: spec.keepLastStageFull,
-    });
-  } catch (err) {
-    if (err instanceof ValidationError) {
-      const wire: Record<string, string> = {
-        width: 'width_multiplier',
-        inputSize: 'input_size',
-        inputChannels: 'input_channels',
-        numClasses: 'num_classes',
-      };
-      throw new ValidationError(
-        `${field}.${wire[err.field] ?? err.field}`,
-        err.message.slice(err.field.length + 2),
-      );
-    }
-    throw err;
-  }
-}
+import { latency } from '@metaprune/proto';
+import { specFromProto, specToProto } from './spec.js';
 
 /** Core table -> wire table (device id and version as given). */
 export function tableToProto(

@@ -1,22 +1,24 @@
 /**
  * Client helpers for the weight generator, for the CLI and the other services: a typed
- * client, promise wrappers, an async iterator over WatchTraining and a one-call
+ * client, an async iterator over WatchTraining and a one-call
  * `fetchWeights` that reassembles a GenerateWeights stream into tensors by name.
  */
-import {
-  type CallOptions,
-  type ChannelCredentials,
-  type ClientReadableStream,
-  Metadata,
-} from '@grpc/grpc-js';
+import type { ChannelCredentials } from '@grpc/grpc-js';
 import { TensorAssembler, tensorToFloat32, weightgen } from '@metaprune/proto';
 import { envClient, grpcClientOptions } from '@metaprune/runtime';
+import { type CallOpts, callOptions, iterate, meta } from './call.js';
 
 export type WeightGeneratorClient = weightgen.WeightGeneratorServiceClient;
 
 export interface ConnectOptions {
   credentials?: ChannelCredentials;
   maxMessageBytes?: number;
+  /**
+   * No keepalive pings on the connection: an export keeps the weight generator's event loop
+   * busy for many seconds, and an unanswered ping (10 s) would drop the connection under the
+   * call ("Connection dropped").
+   */
+  longCalls?: boolean;
 }
 
 export function weightGeneratorClient(
@@ -24,61 +26,17 @@ export function weightGeneratorClient(
   opts: ConnectOptions = {},
 ): WeightGeneratorClient {
   // without explicit credentials: METAPRUNE_TLS_* and METAPRUNE_TOKEN from the environment
-  const c = envClient(
-    grpcClientOptions(opts.maxMessageBytes ? { maxMessageBytes: opts.maxMessageBytes } : {}),
-  );
+  const c = envClient({
+    ...grpcClientOptions(opts.maxMessageBytes ? { maxMessageBytes: opts.maxMessageBytes } : {}),
+    ...(opts.longCalls
+      ? { 'grpc.keepalive_time_ms': 2 ** 31 - 1, 'grpc.keepalive_permit_without_calls': 0 }
+      : {}),
+  });
   return new weightgen.WeightGeneratorServiceClient(
     address,
     opts.credentials ?? c.credentials,
     c.options,
   );
-}
-
-export interface CallOpts {
-  /** Bearer token sent as "authorization" metadata. */
-  token?: string;
-  /** Deadline in milliseconds from now. */
-  timeoutMs?: number;
-}
-
-function meta(opts: CallOpts): Metadata {
-  const m = new Metadata();
-  if (opts.token) m.set('authorization', `Bearer ${opts.token}`);
-  return m;
-}
-
-function callOptions(opts: CallOpts): Partial<CallOptions> {
-  return opts.timeoutMs ? { deadline: new Date(Date.now() + opts.timeoutMs) } : {};
-}
-
-type UnaryMethod<Req, Res> = (
-  req: Req,
-  metadata: Metadata,
-  options: Partial<CallOptions>,
-  cb: (err: import('@grpc/grpc-js').ServiceError | null, res: Res) => void,
-) => unknown;
-
-/** Promise form of a unary call: `unary(client, client.getTraining, { jobId })`. */
-export function unary<Req, Res>(
-  client: WeightGeneratorClient,
-  method: UnaryMethod<Req, Res>,
-  req: Req,
-  opts: CallOpts = {},
-): Promise<Res> {
-  return new Promise<Res>((resolve, reject) => {
-    method.call(client, req, meta(opts), callOptions(opts), (err, res) =>
-      err ? reject(err) : resolve(res),
-    );
-  });
-}
-
-/** Iterates a server stream's messages; the stream's error status rejects the iteration. */
-export async function* iterate<T>(stream: ClientReadableStream<T>): AsyncGenerator<T> {
-  try {
-    for await (const msg of stream) yield msg as T;
-  } finally {
-    stream.cancel();
-  }
 }
 
 /** WatchTraining as an async iterator of progress reports. */

@@ -14,23 +14,9 @@
  *   network, encoding, evaluation settings, data split), so it doubles as the memo key.
  */
 import { createHash } from 'node:crypto';
-import {
-  buildNetwork,
-  type Encoding,
-  type Network,
-  type NetworkSpec,
-  resolveSpec,
-  ValidationError,
-} from '@metaprune/core';
-import {
-  common,
-  evaluation,
-  familyFromId,
-  familyToId,
-  presetFromId,
-  presetToId,
-} from '@metaprune/proto';
-import { ensureWorkQueueStream, NATS_NAMES } from '@metaprune/runtime';
+import { type Encoding, type Network, resolveSpec } from '@metaprune/core';
+import { type common, evaluation } from '@metaprune/proto';
+import { ensureWorkQueueStream } from '@metaprune/runtime';
 import {
   DiscardPolicy,
   JetStreamApiError,
@@ -41,6 +27,7 @@ import {
   type StreamInfo,
 } from '@nats-io/jetstream';
 import { nanos } from '@nats-io/transport-node';
+import { NATS_NAMES } from './names.js';
 
 /** Settings of the two streams; controller and evaluators must agree (same defaults). */
 export interface QueueStreamSettings {
@@ -148,82 +135,7 @@ export async function ensureEvaluationStreams(
 }
 
 // ---------------------------------------------------------------------------------------
-// Networks and settings
-
-const SPEC_FIELDS: Record<string, string> = {
-  network: 'family',
-  preset: 'preset',
-  width: 'widthMultiplier',
-  inputSize: 'inputSize',
-  inputChannels: 'inputChannels',
-  numClasses: 'numClasses',
-};
-
-/**
- * The core network for a proto NetworkSpec (0 fields take the preset's defaults).
- * Throws a core ValidationError naming `<field>.<protoField>`.
- */
-export function networkFromProto(spec: common.NetworkSpec | undefined, field = 'network'): Network {
-  if (!spec) throw new ValidationError(field, 'is required');
-  let family: string;
-  let preset: string;
-  try {
-    family = familyToId(spec.family);
-  } catch {
-    throw new ValidationError(
-      `${field}.family`,
-      `${spec.family} is not set or not recognized; allowed mobilenetv1, mobilenetv2, resnet50`,
-    );
-  }
-  try {
-    preset = presetToId(spec.preset);
-  } catch {
-    throw new ValidationError(
-      `${field}.preset`,
-      `${spec.preset} is not set or not recognized; allowed imagenet, small`,
-    );
-  }
-  try {
-    return buildNetwork({
-      family,
-      preset,
-      width: spec.widthMultiplier === 0 ? 1 : spec.widthMultiplier,
-      ...(spec.inputSize ? { inputSize: spec.inputSize } : {}),
-      ...(spec.inputChannels ? { inputChannels: spec.inputChannels } : {}),
-      ...(spec.numClasses ? { numClasses: spec.numClasses } : {}),
-      lastStageFull: spec.keepLastStageFull,
-    });
-  } catch (err) {
-    if (err instanceof ValidationError) {
-      const sub = SPEC_FIELDS[err.field] ?? err.field;
-      throw new ValidationError(`${field}.${sub}`, err.message.slice(err.field.length + 2), {
-        cause: err,
-      });
-    }
-    throw err;
-  }
-}
-
-/** The proto NetworkSpec of a core spec, every field explicit (a canonical form). */
-export function networkToProto(spec: NetworkSpec): common.NetworkSpec {
-  return common.NetworkSpec.fromPartial({
-    family: familyFromId(spec.family),
-    preset: presetFromId(spec.preset),
-    widthMultiplier: spec.width,
-    inputSize: spec.inputSize,
-    inputChannels: spec.inputChannels,
-    numClasses: spec.numClasses,
-    keepLastStageFull: spec.lastStageFull,
-  });
-}
-
-/** Whether two proto specs name the same network (after filling defaults). */
-export function sameNetwork(a: common.NetworkSpec, b: common.NetworkSpec): boolean {
-  return (
-    JSON.stringify(resolveSpec(networkFromProto(a).spec)) ===
-    JSON.stringify(resolveSpec(networkFromProto(b).spec))
-  );
-}
+// Settings
 
 /** EvaluationSettings with defaults filled in (batch size 0 → 128). */
 export interface ResolvedEvaluationSettings {
