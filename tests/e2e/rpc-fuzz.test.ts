@@ -14,18 +14,18 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import {
-  type ControllerHandle,
-  type ResolvedPruningNet,
-  StaticPruningNets,
-  startController,
-} from '@metaprune/controller';
+import { type ControllerHandle, startController } from '@metaprune/controller';
 import { type LatencyProfilerHandle, startLatencyProfiler } from '@metaprune/latency-profiler';
 import { common } from '@metaprune/proto';
 import { checkHealth, FIELD_METADATA_KEY, nullLogger } from '@metaprune/runtime';
 import { type NatsServerHandle, startNatsServer } from '@metaprune/testkit';
 import { startWeightGenerator, type WeightGeneratorHandle } from '@metaprune/weight-generator';
-import { networkFromProto, specToProto } from '@metaprune/wire';
+import {
+  networkFromProto,
+  type ResolvedPruningNet,
+  StaticPruningNets,
+  specToProto,
+} from '@metaprune/wire';
 import fc from 'fast-check';
 import protobuf from 'protobufjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

@@ -82,6 +82,7 @@ function weightgenImpl(): weightgen.WeightGeneratorServiceServer {
     getTraining: unimplemented,
     cancelTraining: unimplemented,
     listPruningNets: unimplemented,
+    listTrainingJobs: unimplemented,
     exportNetwork: unimplemented,
     watchTraining(call) {
       call.emit('error', {

@@ -16,7 +16,7 @@
 import { createHash } from 'node:crypto';
 import { type Encoding, type Network, resolveSpec } from '@metaprune/core';
 import { type common, evaluation } from '@metaprune/proto';
-import { ensureWorkQueueStream } from '@metaprune/runtime';
+import { ensureWorkQueueStream, requireNumber } from '@metaprune/runtime';
 import {
   DiscardPolicy,
   JetStreamApiError,
@@ -157,6 +157,30 @@ export function resolveEvaluationSettings(
     validationImages: s?.validationImages ?? 0,
     seed: s?.seed ?? 0,
   };
+}
+
+/**
+ * Evaluation settings from a request: each field range-checked (InvalidArgumentError naming
+ * `evaluation.<field>`), then defaults filled.
+ */
+export function checkEvaluationSettings(
+  s: common.EvaluationSettings | undefined,
+): ResolvedEvaluationSettings {
+  const f = 'evaluation';
+  if (s) {
+    requireNumber(`${f}.recalibrationBatches`, s.recalibrationBatches, {
+      min: 0,
+      max: 10_000,
+      integer: true,
+    });
+    requireNumber(`${f}.batchSize`, s.batchSize, { min: 0, max: 4096, integer: true });
+    requireNumber(`${f}.validationImages`, s.validationImages, {
+      min: 0,
+      max: 1_000_000,
+      integer: true,
+    });
+  }
+  return resolveEvaluationSettings(s);
 }
 
 /** The data a PruningNet was trained on, as carried by EvaluationJob.data. */

@@ -13,6 +13,12 @@ export {
   LatencyProfilerClient,
 } from './clients/latency-profiler.js';
 export {
+  GrpcPruningNets,
+  type PruningNetResolver,
+  type ResolvedPruningNet,
+  StaticPruningNets,
+} from './clients/pruningnets.js';
+export {
   type ConnectOptions,
   type FetchedWeights,
   fetchWeights,
@@ -21,6 +27,7 @@ export {
   weightGeneratorClient,
 } from './clients/weight-generator.js';
 export {
+  checkEvaluationSettings,
   DEFAULT_EVAL_BATCH_SIZE,
   DEFAULT_QUEUE_STREAMS,
   decodeJob,
@@ -50,12 +57,25 @@ export {
   resultSubject,
 } from './evaluation.js';
 export {
+  InProcessPoolFactory,
+  type InProcessScorer,
+  jobIdOf,
+  memoEntryOf,
+  NatsEvaluation,
+  type NatsEvaluationOptions,
+  outcomeOf,
+  type PoolContext,
+  type PoolFactory,
+  type PoolHooks,
+} from './evaluator-pool.js';
+export {
   networkKeyString,
   tableFromProto,
   tableKeyString,
   tableToProto,
   wireField,
 } from './latency-table.js';
+export { KvMemoStore, type MemoEntry, MemoryMemoStore, type MemoStore } from './memo.js';
 export { DEFAULT_PORTS, NATS_NAMES } from './names.js';
 export {
   networkFromProto,

@@ -21,34 +21,12 @@ export {
   SearchManager,
   type SearchManagerOptions,
 } from './manager.js';
-export {
-  InProcessPoolFactory,
-  type InProcessScorer,
-  jobIdOf,
-  memoEntryOf,
-  NatsEvaluation,
-  type NatsEvaluationOptions,
-  outcomeOf,
-  type PoolContext,
-  type PoolFactory,
-  type PoolHooks,
-} from './pool.js';
-export {
-  GrpcPruningNets,
-  type PruningNetResolver,
-  type ResolvedPruningNet,
-  StaticPruningNets,
-} from './pruningnets.js';
 export { type ControllerHandle, type StartControllerOptions, startController } from './server.js';
 export { searchServiceImplementation } from './service.js';
 export {
   ConflictError,
-  KvMemoStore,
   KvSearchStore,
-  type MemoEntry,
-  MemoryMemoStore,
   MemorySearchStore,
-  type MemoStore,
   type SearchContext,
   type SearchRecord,
   type SearchStatus,
@@ -62,5 +40,4 @@ export {
   MAX_LATENCY_MS,
   resolveBudgets,
   resolveEvolution,
-  resolveSettings,
 } from './validate.js';

@@ -37,11 +37,18 @@ import {
   UnavailableError,
   withSpan,
 } from '@metaprune/runtime';
-import { networkFromProto, sameProtoSpec } from '@metaprune/wire';
+import {
+  jobIdOf,
+  type MemoStore,
+  networkFromProto,
+  type PoolContext,
+  type PoolFactory,
+  type PruningNetResolver,
+  sameProtoSpec,
+} from '@metaprune/wire';
 import type { NatsConnection } from '@nats-io/transport-node';
+import { memoizedEvaluations, searchContextOf } from './evaluations.js';
 import type { LatencyTableSource } from './latency.js';
-import { jobIdOf, type PoolContext, type PoolFactory } from './pool.js';
-import type { PruningNetResolver } from './pruningnets.js';
 import {
   AsyncQueue,
   ConflictError,
@@ -126,6 +133,8 @@ export interface SearchManagerOptions {
    * budgets are refused with INVALID_ARGUMENT.
    */
   latency?: LatencyTableSource;
+  /** The evaluation memo GetEvaluations reads (the pools write it). */
+  memo?: MemoStore;
 }
 
 interface Running {
@@ -520,6 +529,15 @@ export class SearchManager {
     return this.toSearch(s.record, true);
   }
 
+  /** GetEvaluations: what the evaluation memo holds for encodings of a search's network. */
+  async evaluations(
+    req: controller.GetEvaluationsRequest,
+  ): Promise<controller.GetEvaluationsResponse> {
+    const s = await this.o.store.get(requireId(req.searchId));
+    if (!s) throw new NotFoundError(`search "${req.searchId}" not found`);
+    return memoizedEvaluations(s.record, req.encodings, this.o.memo);
+  }
+
   async list(req: controller.ListSearchesRequest): Promise<controller.ListSearchesResponse> {
     const pageSize = requireNumber('pageSize', req.pageSize || 50, {
       min: 1,
@@ -646,25 +664,8 @@ export class SearchManager {
     });
   }
 
-  private contextOf(rec: SearchRecord): { network: Network; ctx: PoolContext } {
-    const networkProto = common.NetworkSpec.fromJSON(rec.ctx.network);
-    const network = networkFromProto(networkProto);
-    return {
-      network,
-      ctx: {
-        searchId: rec.searchId,
-        pruningnetId: rec.ctx.pruningnetId,
-        pruningnetVersion: rec.ctx.pruningnetVersion,
-        network,
-        networkProto,
-        settings: rec.ctx.settings,
-        data: rec.ctx.data,
-      },
-    };
-  }
-
   progressOf(rec: SearchRecord, live?: LiveProgress): controller.SearchProgress {
-    const { ctx } = this.contextOf(rec);
+    const { ctx } = searchContextOf(rec);
     const bests = bestPerBudget(rec.state);
     const request = controller.StartSearchRequest.fromJSON(rec.request);
     const evaluated = Object.values(rec.state.tested).filter((t) => t.top1 !== null).length;
@@ -702,7 +703,7 @@ export class SearchManager {
   }
 
   toSearch(rec: SearchRecord, withPareto: boolean): controller.Search {
-    const { ctx } = this.contextOf(rec);
+    const { ctx } = searchContextOf(rec);
     return controller.Search.fromPartial({
       searchId: rec.searchId,
       request: controller.StartSearchRequest.fromJSON(rec.request),

@@ -18,15 +18,20 @@ import {
   startGrpcServer,
   type TlsSettings,
 } from '@metaprune/runtime';
-import { JOBS_STREAM, NATS_NAMES } from '@metaprune/wire';
+import {
+  GrpcPruningNets,
+  JOBS_STREAM,
+  KvMemoStore,
+  NATS_NAMES,
+  NatsEvaluation,
+  type PruningNetResolver,
+} from '@metaprune/wire';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { GrpcLatencyTables, type LatencyTableSource } from './latency.js';
 import { NatsProgressBus, SearchManager } from './manager.js';
-import { NatsEvaluation } from './pool.js';
-import { GrpcPruningNets, type PruningNetResolver } from './pruningnets.js';
 import { searchServiceImplementation } from './service.js';
-import { KvMemoStore, KvSearchStore } from './store.js';
+import { KvSearchStore } from './store.js';
 
 export interface StartControllerOptions {
   natsUrl: string;
@@ -114,6 +119,7 @@ export async function startController(o: StartControllerOptions): Promise<Contro
     store: new KvSearchStore(searchesKv),
     pools: evaluation,
     pruningnets,
+    memo,
     ...(latency ? { latency } : {}),
     bus: new NatsProgressBus(nc),
     logger,

@@ -35,6 +35,7 @@ export function searchServiceImplementation(
       opts,
     ),
     listSearches: tracedUnary(async (call) => manager.list(call.request), opts),
+    getEvaluations: tracedUnary(async (call) => manager.evaluations(call.request), opts),
     cancelSearch: tracedUnary(async (call) => {
       requireBearer(call.metadata, authToken, 'CancelSearch');
       return { search: await manager.cancel(call.request.searchId) };

@@ -14,9 +14,9 @@ import {
 import type { common, controller } from '@metaprune/proto';
 import { InvalidArgumentError, requireNumber } from '@metaprune/runtime';
 import {
+  checkEvaluationSettings,
   networkFromProto,
   type ResolvedEvaluationSettings,
-  resolveEvaluationSettings,
 } from '@metaprune/wire';
 import type { LatencyQuery, ResolvedLatencyTable } from './latency.js';
 
@@ -135,26 +135,6 @@ export function resolveEvolution(
 }
 
 /** Evaluation settings: ranges checked, defaults filled (batch size 0 → 128). */
-export function resolveSettings(
-  s: common.EvaluationSettings | undefined,
-): ResolvedEvaluationSettings {
-  const f = 'evaluation';
-  if (s) {
-    requireNumber(`${f}.recalibrationBatches`, s.recalibrationBatches, {
-      min: 0,
-      max: 10_000,
-      integer: true,
-    });
-    requireNumber(`${f}.batchSize`, s.batchSize, { min: 0, max: 4096, integer: true });
-    requireNumber(`${f}.validationImages`, s.validationImages, {
-      min: 0,
-      max: 1_000_000,
-      integer: true,
-    });
-  }
-  return resolveEvaluationSettings(s);
-}
-
 function optU53(field: string, v: number | undefined, min = 1): number | undefined {
   if (v === undefined) return undefined;
   return requireNumber(field, v, { min, max: MAX_U53 - 1, integer: true });
@@ -341,7 +321,7 @@ export function checkStartShape(req: controller.StartSearchRequest): ShapeChecke
     : undefined;
   return {
     evolution: resolveEvolution(req.evolution, req.seed),
-    settings: resolveSettings(req.evaluation),
+    settings: checkEvaluationSettings(req.evaluation),
     network,
   };
 }

@@ -11,21 +11,24 @@ import {
 } from '@metaprune/core';
 import { common, controller } from '@metaprune/proto';
 import { FailedPreconditionError, InvalidArgumentError } from '@metaprune/runtime';
-import { networkFromProto, specToProto } from '@metaprune/wire';
+import {
+  InProcessPoolFactory,
+  type InProcessScorer,
+  MemoryMemoStore,
+  networkFromProto,
+  StaticPruningNets,
+  specToProto,
+} from '@metaprune/wire';
 import { describe, expect, it } from 'vitest';
 import {
   describeNetworkShape,
-  InProcessPoolFactory,
-  type InProcessScorer,
   type LatencyTableSource,
   latencyRequestOf,
   latencyTwin,
-  MemoryMemoStore,
   MemorySearchStore,
   profileCommandFor,
   SearchManager,
   StaticLatencyTables,
-  StaticPruningNets,
 } from '../src/index.js';
 
 type StartReq = Parameters<typeof controller.StartSearchRequest.fromPartial>[0];

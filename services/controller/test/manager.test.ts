@@ -2,18 +2,17 @@ import * as grpc from '@grpc/grpc-js';
 import { type Encoding, withinBudget } from '@metaprune/core';
 import { common, controller } from '@metaprune/proto';
 import { FIELD_METADATA_KEY, InvalidArgumentError, startGrpcServer } from '@metaprune/runtime';
-import { networkFromProto, specToProto } from '@metaprune/wire';
-import { describe, expect, it } from 'vitest';
 import {
   InProcessPoolFactory,
   type InProcessScorer,
   MemoryMemoStore,
-  MemorySearchStore,
+  networkFromProto,
   type ResolvedPruningNet,
-  SearchManager,
   StaticPruningNets,
-  searchServiceImplementation,
-} from '../src/index.js';
+  specToProto,
+} from '@metaprune/wire';
+import { describe, expect, it } from 'vitest';
+import { MemorySearchStore, SearchManager, searchServiceImplementation } from '../src/index.js';
 
 type StartReq = Parameters<typeof controller.StartSearchRequest.fromPartial>[0];
 

@@ -172,6 +172,9 @@ export class WeightGeneratorHandlers {
         { logger },
       ),
       listPruningNets: tracedUnary((call) => this.listPruningNets(call.request), { logger }),
+      listTrainingJobs: tracedUnary(async (call) => this.listTrainingJobs(call.request), {
+        logger,
+      }),
       generateWeights: tracedServerStream((call, ctx) => this.generateWeights(call, ctx.signal), {
         logger,
       }),
@@ -292,6 +295,22 @@ export class WeightGeneratorHandlers {
     const page = items.slice(offset, offset + pageSize);
     const next = offset + pageSize < items.length ? encodePageToken(offset + pageSize) : '';
     return { pruningnets: page, nextPageToken: next };
+  }
+
+  listTrainingJobs(req: weightgen.ListTrainingJobsRequest): weightgen.ListTrainingJobsResponse {
+    requireNumber('page_size', req.pageSize, { min: 0, max: MAX_PAGE, integer: true });
+    const pageSize = req.pageSize === 0 ? DEFAULT_PAGE : req.pageSize;
+    const offset = decodePageToken(req.pageToken);
+    // every job of the bucket is loaded at start (JobManager.recover)
+    const items = this.deps.jobs
+      .list()
+      .sort(
+        (a, b) =>
+          (b.createTime?.getTime() ?? 0) - (a.createTime?.getTime() ?? 0) ||
+          a.jobId.localeCompare(b.jobId),
+      );
+    const next = offset + pageSize < items.length ? encodePageToken(offset + pageSize) : '';
+    return { jobs: items.slice(offset, offset + pageSize), nextPageToken: next };
   }
 
   private chunkLimit(requested: number): number {

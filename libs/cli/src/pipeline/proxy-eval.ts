@@ -6,16 +6,16 @@
  * memo by job id).
  */
 
+import { type Candidate, costModel, type Encoding, type Network } from '@metaprune/core';
+import { common } from '@metaprune/proto';
+import { connectNats } from '@metaprune/runtime';
 import {
+  checkEvaluationSettings,
   GrpcPruningNets,
   MemoryMemoStore,
   NatsEvaluation,
   type PoolContext,
-  resolveSettings,
-} from '@metaprune/controller';
-import { type Candidate, costModel, type Encoding, type Network } from '@metaprune/core';
-import { common } from '@metaprune/proto';
-import { connectNats } from '@metaprune/runtime';
+} from '@metaprune/wire';
 import type { SearchRecipe } from './config.js';
 import { bar, type Reporter } from './reporter.js';
 
@@ -50,7 +50,7 @@ export async function proxyTop1(
       pruningnetVersion: pn.version,
       network: o.network,
       networkProto: common.NetworkSpec.fromPartial(pn.network),
-      settings: resolveSettings({
+      settings: checkEvaluationSettings({
         recalibrationBatches: o.recipe.recalibrationBatches,
         batchSize: o.recipe.batchSize,
         validationImages: o.recipe.validationImages,

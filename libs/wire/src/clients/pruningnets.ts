@@ -12,7 +12,8 @@ import {
   tracedClientOptions,
   UnavailableError,
 } from '@metaprune/runtime';
-import { type ResolvedDataSplit, unary } from '@metaprune/wire';
+import type { ResolvedDataSplit } from '../evaluation.js';
+import { unary } from './call.js';
 
 export interface ResolvedPruningNet {
   pruningnetId: string;

@@ -15,6 +15,13 @@ import {
   TELEMETRY_ATTRS,
 } from '@metaprune/runtime';
 import {
+  type JetStreamClient,
+  type JetStreamManager,
+  jetstream,
+  jetstreamManager,
+} from '@nats-io/jetstream';
+import type { NatsConnection, Subscription } from '@nats-io/transport-node';
+import {
   DEFAULT_QUEUE_STREAMS,
   decodeJob,
   decodeResult,
@@ -35,15 +42,8 @@ import {
   type ResolvedDataSplit,
   type ResolvedEvaluationSettings,
   resultSubject,
-} from '@metaprune/wire';
-import {
-  type JetStreamClient,
-  type JetStreamManager,
-  jetstream,
-  jetstreamManager,
-} from '@nats-io/jetstream';
-import type { NatsConnection, Subscription } from '@nats-io/transport-node';
-import type { MemoEntry, MemoStore } from './store.js';
+} from './evaluation.js';
+import type { MemoEntry, MemoStore } from './memo.js';
 
 /** What a search's candidates are scored against. */
 export interface PoolContext {

@@ -11,28 +11,23 @@ import { type NatsServerHandle, startNatsServer } from '@metaprune/testkit';
 import {
   encodeResult,
   JOBS_STREAM,
+  jobIdOf,
+  KvMemoStore,
   NATS_NAMES,
+  NatsEvaluation,
   networkFromProto,
+  type PoolContext,
   RESULTS_STREAM,
+  type ResolvedPruningNet,
   resolveEvaluationSettings,
   resultSubject,
+  StaticPruningNets,
   specToProto,
 } from '@metaprune/wire';
 import { type JetStreamManager, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  ConflictError,
-  jobIdOf,
-  KvMemoStore,
-  KvSearchStore,
-  NatsEvaluation,
-  NatsProgressBus,
-  type PoolContext,
-  type ResolvedPruningNet,
-  SearchManager,
-  StaticPruningNets,
-} from '../src/index.js';
+import { ConflictError, KvSearchStore, NatsProgressBus, SearchManager } from '@metaprune/controller';
 
 type StartReq = Parameters<typeof controller.StartSearchRequest.fromPartial>[0];
 

@@ -19,8 +19,8 @@ import { type LatencyProfilerHandle, startLatencyProfiler } from '@metaprune/lat
 import { nullLogger } from '@metaprune/runtime';
 import { freePort, type NatsServerHandle, startNatsServer } from '@metaprune/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type ConsoleHandle, defaultWebRoot, startConsole } from '../src/index.js';
-import type { Overview } from '../src/views.js';
+import { type ConsoleHandle, defaultWebRoot, startConsole } from '@metaprune/console';
+import type { Overview } from '@metaprune/console';
 
 const NET = buildNetwork({ family: 'mobilenetv1', preset: 'small', width: 0.1, inputSize: 16 });
 
