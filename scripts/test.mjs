@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-// Every check of the project, in order: lint (biome + buf), typecheck, then all vitest
+// Every check of the project, in order: lint (biome + buf), typecheck, the dependency
+// rules (dependency-cruiser), then all vitest
 // tests. Ends with one line "N passed, N failed" counted from vitest's JSON report.
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
@@ -18,6 +19,21 @@ for (const [label, cmd, args] of [
   ['biome check', bin('biome'), ['check', '.']],
   ['buf lint', bin('buf'), ['lint']],
   ['typecheck', bin('turbo'), ['run', 'typecheck', '--output-logs=errors-only']],
+  // the package map's arrows and no import cycles (rules in .dependency-cruiser.cjs)
+  [
+    'dependency rules',
+    bin('depcruise'),
+    [
+      'libs',
+      'services',
+      'deploy',
+      'tests',
+      '--config',
+      '.dependency-cruiser.cjs',
+      '--output-type',
+      'err',
+    ],
+  ],
 ]) {
   process.stderr.write(`\n== ${label}\n`);
   if (run(cmd, args) === 0) passedChecks++;

@@ -29,8 +29,8 @@ import {
   SCALE_COUNT,
   tiedChannels,
 } from '@metaprune/core';
-import type { TimingOptions } from './measure.js';
 import { NetworkRunner } from './ops.js';
+import type { TimingOptions } from './timing.js';
 
 /**
  * Per forward configuration: 1 untimed forward (it creates the backend's operators, i.e.

@@ -44,20 +44,9 @@ import {
   unitWeights,
 } from './ops.js';
 
-export interface TimingOptions {
-  /** Untimed runs first (operator creation, caches). Default 2. */
-  warmup?: number;
-  /** Timed runs; the median and interquartile range are kept. Default 5. */
-  repeats?: number;
-}
+import type { Timing, TimingOptions } from './timing.js';
 
-export interface Timing {
-  readonly medianMs: number;
-  /** Interquartile range of the samples. */
-  readonly spreadMs: number;
-  readonly repeats: number;
-  readonly samples: readonly number[];
-}
+export type { Timing, TimingOptions };
 
 export const DEFAULT_LAYER_TIMING = Object.freeze({ warmup: 2, repeats: 5 });
 /**

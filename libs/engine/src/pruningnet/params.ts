@@ -5,33 +5,10 @@
  */
 import { Rng } from '@metaprune/data';
 import type { PruningNetLayout } from './layout.js';
-import { allocWasmState, stateViews, type WasmMemory, type WasmStateOffsets } from './wasm-gen.js';
+import type { ParamArrays, PruningNetState, WasmMemory, WasmStateOffsets } from './state.js';
+import { allocWasmState, stateViews } from './wasm-gen.js';
 
-export interface ParamArrays {
-  /** Second-FC weights of every generator, one row of `hidden` per generated element. */
-  w2: Float32Array;
-  /** Second-FC biases, one per generated element (row). */
-  b2: Float32Array;
-  /** First-FC weights and biases of every generator, then the classifier. */
-  small: Float32Array;
-}
-
-export interface PruningNetState {
-  params: ParamArrays;
-  /** SGD momentum buffers, same shapes. */
-  momentum: ParamArrays;
-  /**
-   * Per generated row: the global step whose update the row's w2/b2/momentum reflect
-   * (-1: initial). Rows a step does not touch are brought up to date lazily (exact
-   * momentum catch-up) when next touched, or by `flush`.
-   */
-  lastStep: Int32Array;
-  /**
-   * Present when the arrays live in one shared WebAssembly.Memory (the generator kernels
-   * run on it; worker threads map the same offsets).
-   */
-  wasm?: { memory: WasmMemory; offsets: WasmStateOffsets };
-}
+export type { ParamArrays, PruningNetState } from './state.js';
 
 function f32(n: number, shared: boolean): Float32Array {
   return shared ? new Float32Array(new SharedArrayBuffer(n * 4)) : new Float32Array(n);

@@ -14,7 +14,9 @@
  */
 import { buildModule, F32, Fn, I32, op, V128 } from '../kernels/wasm-asm.js';
 import type { GenLayout, PruningNetLayout } from './layout.js';
-import type { ParamArrays, PruningNetState } from './params.js';
+import type { ParamArrays, PruningNetState, WasmMemory, WasmStateOffsets } from './state.js';
+
+export type { WasmMemory, WasmStateOffsets } from './state.js';
 
 const PAGE = 65536;
 const MAX_PAGES = 65536;
@@ -332,11 +334,6 @@ interface WasmApi {
   validate(bytes: Uint8Array): boolean;
 }
 
-export interface WasmMemory {
-  readonly buffer: ArrayBuffer | SharedArrayBuffer;
-  grow(pages: number): number;
-}
-
 function wasmApi(): WasmApi | null {
   return ((globalThis as { WebAssembly?: WasmApi }).WebAssembly ?? null) as WasmApi | null;
 }
@@ -363,17 +360,6 @@ function kernelsSupported(): boolean {
 // ----------------------------------------------------------------------------- memory
 
 const align16 = (n: number) => Math.ceil(n / 16) * 16;
-
-/** Offsets (bytes) of the state arrays in a wasm state memory. */
-export interface WasmStateOffsets {
-  w2: number;
-  b2: number;
-  small: number;
-  mw2: number;
-  mb2: number;
-  msmall: number;
-  lastStep: number;
-}
 
 function stateOffsets(layout: PruningNetLayout): { offsets: WasmStateOffsets; end: number } {
   let at = HEADER;
