@@ -8,6 +8,8 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { Overview } from '@metaprune/console';
+import { type ConsoleHandle, defaultWebRoot, startConsole } from '@metaprune/console';
 import {
   buildNetwork,
   type LatencyTable,
@@ -19,8 +21,6 @@ import { type LatencyProfilerHandle, startLatencyProfiler } from '@metaprune/lat
 import { nullLogger } from '@metaprune/runtime';
 import { freePort, type NatsServerHandle, startNatsServer } from '@metaprune/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type ConsoleHandle, defaultWebRoot, startConsole } from '@metaprune/console';
-import type { Overview } from '@metaprune/console';
 
 const NET = buildNetwork({ family: 'mobilenetv1', preset: 'small', width: 0.1, inputSize: 16 });
 

@@ -1,3 +1,9 @@
+import {
+  ConflictError,
+  KvSearchStore,
+  NatsProgressBus,
+  SearchManager,
+} from '@metaprune/controller';
 import type { Encoding } from '@metaprune/core';
 import {
   type CandidateEvaluator,
@@ -27,7 +33,6 @@ import {
 import { type JetStreamManager, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ConflictError, KvSearchStore, NatsProgressBus, SearchManager } from '@metaprune/controller';
 
 type StartReq = Parameters<typeof controller.StartSearchRequest.fromPartial>[0];
 
