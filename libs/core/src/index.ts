@@ -44,7 +44,7 @@ export {
   type RunOptions,
   resolveEvolutionParams,
   runSearch,
-  type SearchState,
+  type EvolutionState,
   searchPareto,
 } from './evolution/search.js';
 export * from './latency/index.js';

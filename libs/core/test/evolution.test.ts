@@ -20,7 +20,7 @@ import {
   randomEncoding,
   resolveEvolutionParams,
   runSearch,
-  type SearchState,
+  type EvolutionState,
   searchPareto,
   topK,
   withinBudget,
@@ -216,7 +216,7 @@ describe('evolutionary search', () => {
         },
       }),
     ).rejects.toThrow();
-    const restored = JSON.parse(snapshot) as SearchState;
+    const restored = JSON.parse(snapshot) as EvolutionState;
     expect(restored.generation).toBe(3);
     await runSearch(restored, { costOf, pool: syntheticPool(score, []) });
     expect(bestPerBudget(restored)).toEqual(bestPerBudget(a));

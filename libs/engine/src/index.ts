@@ -39,7 +39,7 @@ export {
   type ImageSet,
   recalibrate,
 } from './evaluate/evaluate.js';
-export { EvaluatorPool, type EvaluatorPoolOptions } from './evaluate/pool.js';
+export { EvaluationWorkers, type EvaluationWorkersOptions } from './evaluate/pool.js';
 export {
   type BatchNormTrainResult,
   BN_TRAIN,

@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../src/backend/select.js';
 import { collectImages } from '../src/evaluate/data.js';
 import { evaluateCandidate } from '../src/evaluate/evaluate.js';
-import { EvaluatorPool } from '../src/evaluate/pool.js';
+import { EvaluationWorkers } from '../src/evaluate/pool.js';
 import { createPruningNet, sampleEncoding } from '../src/pruningnet/pruningnet.js';
 import { ParallelStepper } from '../src/train/parallel.js';
 import { type TrainProgress, trainPruningNet } from '../src/train/trainer.js';
@@ -111,7 +111,7 @@ describe('ParallelStepper', () => {
   });
 });
 
-describe('EvaluatorPool', () => {
+describe('EvaluationWorkers', () => {
   it('returns the in-process results, in request order', async () => {
     const net = tinyNet();
     const { recal, val } = toyData(192, 32, 8);
@@ -123,7 +123,7 @@ describe('EvaluatorPool', () => {
       sampleEncoding(net, 1, 1),
       sampleEncoding(net, 1, 2),
     ];
-    const pool = await EvaluatorPool.create(pnet, sets, {
+    const pool = await EvaluationWorkers.create(pnet, sets, {
       workers: 2,
       recalBatches: 3,
       batchSize: 32,

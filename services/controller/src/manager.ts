@@ -49,6 +49,7 @@ import {
 import type { NatsConnection } from '@nats-io/transport-node';
 import { memoizedEvaluations, searchContextOf } from './evaluations.js';
 import type { LatencyTableSource } from './latency.js';
+import { transition } from './lifecycle.js';
 import {
   AsyncQueue,
   ConflictError,
@@ -390,7 +391,7 @@ export class SearchManager {
         );
       }
       if (rec.status === 'PENDING') {
-        rec.status = 'RUNNING';
+        transition(rec, 'RUNNING');
         await persist();
       }
       entry.generationStartedAt = Date.now();
@@ -432,8 +433,7 @@ export class SearchManager {
           });
         },
       });
-      rec.status = 'SUCCEEDED';
-      rec.endTime = new Date().toISOString();
+      transition(rec, 'SUCCEEDED');
       await persist();
       this.logger.info('search succeeded', { searchId: id });
     } catch (err) {
@@ -448,19 +448,22 @@ export class SearchManager {
           ? err.message
           : `internal error: ${err instanceof Error ? err.message : String(err)}`;
       this.logger.error('search failed', { searchId: id, err });
+      const endTime = new Date().toISOString();
+      // Fails the stored record when ours cannot be written.
+      const failStored = async () => {
+        const cur = await this.o.store.get(id).catch(() => undefined);
+        if (!cur || TERMINAL.has(cur.record.status)) return;
+        transition(cur.record, 'FAILED', { error: message, endTime });
+        await this.o.store.update(cur.record, cur.revision).catch(() => {});
+      };
+      // the final save of a finished search failed: the stored record is still running
+      if (TERMINAL.has(rec.status)) return failStored();
       // The in-memory record is consistent (generations are absorbed atomically).
-      rec.status = 'FAILED';
-      rec.error = message;
-      rec.endTime = new Date().toISOString();
+      transition(rec, 'FAILED', { error: message, endTime });
       try {
         await this.o.store.update(rec, revision);
       } catch {
-        const cur = await this.o.store.get(id).catch(() => undefined);
-        if (!cur || TERMINAL.has(cur.record.status)) return;
-        cur.record.status = 'FAILED';
-        cur.record.error = message;
-        cur.record.endTime = rec.endTime;
-        await this.o.store.update(cur.record, cur.revision).catch(() => {});
+        await failStored();
       }
     }
   }
@@ -579,8 +582,7 @@ export class SearchManager {
       const s = await this.o.store.get(id);
       if (!s) throw new NotFoundError(`search "${id}" not found`);
       if (TERMINAL.has(s.record.status)) return this.toSearch(s.record, true);
-      s.record.status = 'CANCELLED';
-      s.record.endTime = new Date().toISOString();
+      transition(s.record, 'CANCELLED');
       try {
         await this.o.store.update(s.record, s.revision);
         this.logger.info('search cancelled', { searchId: id });

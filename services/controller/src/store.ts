@@ -5,14 +5,13 @@
  */
 import { EventEmitter } from 'node:events';
 import { gunzipSync, gzipSync } from 'node:zlib';
-import type { SearchState } from '@metaprune/core';
+import type { EvolutionState } from '@metaprune/core';
 import type { ResolvedDataSplit, ResolvedEvaluationSettings } from '@metaprune/wire';
 import type { KV } from '@nats-io/kv';
 import type { LatencyTableRef } from './latency.js';
+import type { SearchStatus } from './lifecycle.js';
 
-export type SearchStatus = 'PENDING' | 'RUNNING' | 'SUCCEEDED' | 'FAILED' | 'CANCELLED';
-
-export const TERMINAL: ReadonlySet<SearchStatus> = new Set(['SUCCEEDED', 'FAILED', 'CANCELLED']);
+export { type SearchStatus, TERMINAL } from './lifecycle.js';
 
 /** What a search is scored against (resolved at start, fixed for the search). */
 export interface SearchContext {
@@ -39,7 +38,7 @@ export interface SearchRecord {
   createTime: string;
   endTime?: string;
   ctx: SearchContext;
-  state: SearchState;
+  state: EvolutionState;
   /** Generation (0-based) that evaluated each tested encoding, by encoding key. */
   generationOf: Record<string, number>;
   failed: number;

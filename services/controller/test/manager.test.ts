@@ -55,6 +55,7 @@ function setup(
     store,
     pools,
     pruningnets: new StaticPruningNets([{ ...PN, version: 1 }, PN]),
+    memo,
   });
   return { manager, pools, memo, store };
 }
@@ -129,6 +130,42 @@ describe('SearchManager with an in-process pool', () => {
     expect(sb.progress!.best.map((x) => x.best?.encoding)).toEqual(
       sa.progress!.best.map((x) => x.best?.encoding),
     );
+  });
+
+  it('GetEvaluations answers from the memo with the evaluation ids of the search', async () => {
+    const { manager, memo } = setup();
+    const id = await manager.start(request());
+    await finish(manager, id);
+    const search = await manager.get(id);
+    const front = search.paretoFront;
+    const net = networkFromProto(NET);
+    const uniform = net.genes.map(() => 0);
+    const res = await manager.evaluations(
+      controller.GetEvaluationsRequest.fromPartial({
+        searchId: id,
+        encodings: [...front.map((c) => c.encoding!), { genes: uniform }],
+      }),
+    );
+    expect(res.evaluations).toHaveLength(front.length + 1);
+    front.forEach((c, i) => {
+      const e = res.evaluations[i]!;
+      expect(e.found).toBe(true);
+      expect(e.evaluationId).toBe(c.evaluationId);
+      expect(e.top1).toBeCloseTo(score(c.encoding!.genes), 12);
+    });
+    const last = res.evaluations.at(-1)!;
+    expect(last.found).toBe(memo.entries.has(last.evaluationId));
+    expect(last.encoding?.genes).toEqual(uniform);
+    const err = await manager
+      .evaluations(
+        controller.GetEvaluationsRequest.fromPartial({ searchId: id, encodings: [{ genes: [1] }] }),
+      )
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(InvalidArgumentError);
+    expect((err as InvalidArgumentError).field).toBe('encodings[0].genes');
+    await expect(
+      manager.evaluations(controller.GetEvaluationsRequest.fromPartial({ searchId: 'nope' })),
+    ).rejects.toThrow(/not found/);
   });
 
   it('a controller stopped mid-generation resumes and ends like an uninterrupted run', async () => {

@@ -290,6 +290,34 @@ describe('weight generator service', () => {
     expect(fieldOf(bad)).toBe('page_token');
   });
 
+  it('lists training jobs newest first, with paging (what the console reads)', async () => {
+    const all = await unary(
+      client,
+      client.listTrainingJobs,
+      weightgen.ListTrainingJobsRequest.fromPartial({}),
+    );
+    const mine = all.jobs.find((j) => j.pruningnetId === pruningnetId);
+    expect(mine?.progress?.state).toBe(TrainingState.SUCCEEDED);
+    expect(mine?.latestVersion).toBe(2);
+    const times = all.jobs.map((j) => j.createTime!.getTime());
+    expect([...times].sort((a, b) => b - a)).toEqual(times);
+    const page1 = await unary(
+      client,
+      client.listTrainingJobs,
+      weightgen.ListTrainingJobsRequest.fromPartial({ pageSize: 1 }),
+    );
+    expect(page1.jobs.map((j) => j.jobId)).toEqual([all.jobs[0]!.jobId]);
+    expect(page1.nextPageToken === '').toBe(all.jobs.length === 1);
+    const bad = await grpcError(
+      unary(
+        client,
+        client.listTrainingJobs,
+        weightgen.ListTrainingJobsRequest.fromPartial({ pageSize: 5000 }),
+      ),
+    );
+    expect(fieldOf(bad)).toBe('page_size');
+  });
+
   it('GenerateWeights streams the cropped tensors the encoding implies, in chunks', async () => {
     const enc = net.genes.map((_, i) => (i * 11 + 3) % 31);
     const { header, tensors } = await fetchWeights(client, {

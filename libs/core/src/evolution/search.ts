@@ -106,7 +106,7 @@ export interface GenerationSummary {
 }
 
 /** Everything needed to continue a search exactly: plain JSON. */
-export interface SearchState {
+export interface EvolutionState {
   readonly genes: number;
   readonly params: EvolutionParams;
   readonly budgets: readonly Budget[];
@@ -123,7 +123,7 @@ export function initialSearchState(
   genes: number,
   budgets: readonly Budget[],
   params: EvolutionParams,
-): SearchState {
+): EvolutionState {
   if (budgets.length === 0) throw new ValidationError('budgets', 'at least one budget is required');
   return {
     genes,
@@ -143,7 +143,7 @@ export function initialSearchState(
  * each rejected at generation time if it breaks its budget or was tested before.
  */
 export function proposeGeneration(
-  state: SearchState,
+  state: EvolutionState,
   costOf: (e: Encoding) => CandidateCost,
 ): Candidate[] {
   const rng = new Rng(state.rng);
@@ -191,7 +191,7 @@ export function proposeGeneration(
 
 /** Records outcomes, updates each budget's best-ever list and the history. */
 export function absorbGeneration(
-  state: SearchState,
+  state: EvolutionState,
   candidates: readonly Candidate[],
   outcomes: readonly Outcome[],
 ): GenerationSummary {
@@ -224,17 +224,17 @@ export function absorbGeneration(
   return summary;
 }
 
-export function isFinished(state: SearchState): boolean {
+export function isFinished(state: EvolutionState): boolean {
   return state.generation >= state.params.generations;
 }
 
 /** Best candidate per budget (null when no candidate met it). */
-export function bestPerBudget(state: SearchState): (Evaluated | null)[] {
+export function bestPerBudget(state: EvolutionState): (Evaluated | null)[] {
   return state.top.map((t) => t[0] ?? null);
 }
 
 /** Pareto front of every successfully tested candidate: MACs against top-1, by rising MACs. */
-export function searchPareto(state: SearchState): Evaluated[] {
+export function searchPareto(state: EvolutionState): Evaluated[] {
   const points: { cost: number; score: number; e: Evaluated }[] = [];
   for (const [key, t] of Object.entries(state.tested)) {
     if (t.top1 === null) continue;
@@ -249,11 +249,11 @@ export interface RunOptions {
   readonly pool: EvaluatorPool;
   readonly signal?: AbortSignal;
   /** Called after each generation with the state to persist (e.g. to JetStream KV). */
-  readonly onGeneration?: (summary: GenerationSummary, state: SearchState) => void | Promise<void>;
+  readonly onGeneration?: (summary: GenerationSummary, state: EvolutionState) => void | Promise<void>;
 }
 
 /** Runs (or resumes) a search to completion; the loop is bounded by `generations`. */
-export async function runSearch(state: SearchState, o: RunOptions): Promise<SearchState> {
+export async function runSearch(state: EvolutionState, o: RunOptions): Promise<EvolutionState> {
   while (!isFinished(state)) {
     o.signal?.throwIfAborted();
     const candidates = proposeGeneration(state, o.costOf);

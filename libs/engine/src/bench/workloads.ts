@@ -8,7 +8,7 @@ import { hashSeed, Rng } from '@metaprune/data';
 import { type BackendInfo, initBackend, parseBackendName } from '../backend/select.js';
 import type { ImageSet } from '../evaluate/evaluate.js';
 import { evaluateCandidate } from '../evaluate/evaluate.js';
-import { EvaluatorPool } from '../evaluate/pool.js';
+import { EvaluationWorkers } from '../evaluate/pool.js';
 import { createPruningNet, sampleEncoding } from '../pruningnet/pruningnet.js';
 import { LocalStepper, type Stepper } from '../train/local.js';
 import { ParallelStepper } from '../train/parallel.js';
@@ -175,7 +175,7 @@ export async function benchEval(o: EvalBenchOptions = {}): Promise<BenchRecord> 
   const per: number[] = [];
   let wall: number;
   if (workers > 0) {
-    const pool = await EvaluatorPool.create(
+    const pool = await EvaluationWorkers.create(
       pnet,
       { recal, val },
       { workers, backend: o.backend, recalBatches, batchSize: batch, valBatches },

@@ -14,7 +14,7 @@ import { spawnWorker } from '../workers/spawn.js';
 import { shareImageSet } from './data.js';
 import type { EvaluationResult, ImageSet } from './evaluate.js';
 
-export interface EvaluatorPoolOptions {
+export interface EvaluationWorkersOptions {
   /** Worker threads (default 2). */
   workers?: number;
   backend?: string;
@@ -75,7 +75,7 @@ interface Job {
   reject: (e: Error) => void;
 }
 
-export class EvaluatorPool {
+export class EvaluationWorkers {
   private readonly workers: Worker[] = [];
   private readonly busy: (Job | null)[] = [];
   private readonly queue: Job[] = [];
@@ -93,16 +93,16 @@ export class EvaluatorPool {
   static async create(
     pnet: PruningNet,
     sets: { recal: ImageSet; val: ImageSet },
-    options: EvaluatorPoolOptions = {},
-  ): Promise<EvaluatorPool> {
+    options: EvaluationWorkersOptions = {},
+  ): Promise<EvaluationWorkers> {
     if (!pnet.current) pnet.flush();
-    const pool = new EvaluatorPool(pnet);
+    const pool = new EvaluationWorkers(pnet);
     const init: EvalWorkerInit = {
       spec: pnet.net.spec,
       seed: pnet.seed,
       weightPrediction: pnet.weightPrediction,
       backend: options.backend,
-      state: shareState(pnet.state, 'EvaluatorPool'),
+      state: shareState(pnet.state, 'EvaluationWorkers'),
       recal: sharedSet(sets.recal),
       val: sharedSet(sets.val),
       recalBatches: options.recalBatches ?? 100,
@@ -184,7 +184,7 @@ export class EvaluatorPool {
 
   /** Evaluates one candidate on the next free worker. */
   evaluate(encoding: Encoding): Promise<EvaluationResult> {
-    if (this.closed) return Promise.reject(new Error('EvaluatorPool is closed'));
+    if (this.closed) return Promise.reject(new Error('EvaluationWorkers is closed'));
     if (this.failed) return Promise.reject(this.failed);
     const enc = [...validateEncoding(this.pnet.net, encoding)];
     return new Promise((resolve, reject) => {
