@@ -36,6 +36,7 @@ export {
   type Evaluated,
   type EvaluatorPool,
   type EvolutionParams,
+  type EvolutionState,
   type GenerationSummary,
   initialSearchState,
   isFinished,
@@ -44,7 +45,6 @@ export {
   type RunOptions,
   resolveEvolutionParams,
   runSearch,
-  type EvolutionState,
   searchPareto,
 } from './evolution/search.js';
 export * from './latency/index.js';

@@ -249,7 +249,10 @@ export interface RunOptions {
   readonly pool: EvaluatorPool;
   readonly signal?: AbortSignal;
   /** Called after each generation with the state to persist (e.g. to JetStream KV). */
-  readonly onGeneration?: (summary: GenerationSummary, state: EvolutionState) => void | Promise<void>;
+  readonly onGeneration?: (
+    summary: GenerationSummary,
+    state: EvolutionState,
+  ) => void | Promise<void>;
 }
 
 /** Runs (or resumes) a search to completion; the loop is bounded by `generations`. */
