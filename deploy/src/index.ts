@@ -18,11 +18,66 @@ import {
 import { validateSchemas } from './schemas.js';
 import { checkNatsNames, checkServiceConfigs } from './services.js';
 
-export * from './dockerfile.js';
-export * from './kustomize.js';
-export * from './policy.js';
-export * from './schemas.js';
-export * from './services.js';
+export {
+  checkDockerfile,
+  checkDockerignore,
+  type Dockerfile,
+  type DockerTarget,
+  dockerTargets,
+  effective,
+  effectiveEnv,
+  type Instruction,
+  parseDockerfile,
+  type Stage,
+  stageChain,
+} from './dockerfile.js';
+export {
+  groupOf,
+  jsonPatch,
+  type KubeObject,
+  KustomizeError,
+  objectId,
+  parseImage,
+  podSpecsOf,
+  renderKustomization,
+  sortObjects,
+  strategicMerge,
+  toYaml,
+} from './kustomize.js';
+export {
+  checkDisruptionBudgets,
+  checkNamespaceAndLabels,
+  checkNetworkPolicies,
+  checkScaledObjects,
+  checkServices,
+  checkWorkloads,
+  find,
+  ingressAllowed,
+  namespaceOf,
+  PART_OF,
+  type PolicyOptions,
+  parseQuantity,
+  scaledObjectFor,
+  selectorMatches,
+  WORKLOAD_KINDS,
+  type Workload,
+  workloads,
+} from './policy.js';
+export {
+  describe,
+  MODELS,
+  validateSchemas,
+} from './schemas.js';
+export {
+  checkNatsNames,
+  checkServiceConfigs,
+  containerEnv,
+  type EnvEntry,
+  loadServiceConfig,
+  resolveAddress,
+  SERVICES,
+  type ServiceSpec,
+} from './services.js';
 
 /** deploy/ (this package's directory), from src/ or dist/. */
 export const DEPLOY_DIR = join(dirname(fileURLToPath(import.meta.url)), '..');

@@ -47,7 +47,35 @@ export {
   runSearch,
   searchPareto,
 } from './evolution/search.js';
-export * from './latency/index.js';
+export {
+  channelChoices,
+  coarseChoices,
+  fitLatencyConstant,
+  iqr,
+  LATENCY_LIMITS,
+  type LatencyErrorStats,
+  type LatencyGrid,
+  type LatencyPlan,
+  type LatencyPrediction,
+  LatencyPredictor,
+  type LatencyPredictorOptions,
+  type LatencyRow,
+  type LatencyTable,
+  type LatencyUnit,
+  type LayerLatency,
+  latencyCostOf,
+  latencyErrorStats,
+  latencyPredictor,
+  latencyUnits,
+  median,
+  networkFingerprint,
+  type PlannedUnit,
+  percentile,
+  planLatencyTable,
+  predictLatency,
+  tiedChannels,
+  validateLatencyTable,
+} from './latency/index.js';
 export { makeDivisible, roundHalfEven } from './networks/builder.js';
 export {
   buildNetwork,

@@ -1,5 +1,67 @@
-export * from './grpc.js';
-export * from './init.js';
-export * from './metrics.js';
-export * from './nats.js';
-export * from './spans.js';
+export {
+  type GrpcClientInterceptorOptions,
+  grpcClientInterceptor,
+  grpcCodeOf,
+  grpcMetadataGetter,
+  grpcMetadataSetter,
+  type ServerCallLike,
+  type ServerSpanOptions,
+  splitMethodPath,
+  tracedClientOptions,
+  tracedServerStream,
+  tracedUnary,
+  traceHandler,
+  withServerSpan,
+} from './grpc.js';
+export {
+  type InitTelemetryOptions,
+  InMemoryMetricReader,
+  initTelemetry,
+  type OtlpProtocol,
+  type OtlpSignalConfig,
+  parseKeyValueList,
+  type ResolvedTelemetryConfig,
+  resolveTelemetryConfig,
+  type SignalExporter,
+  TELEMETRY_SCOPE,
+  type Telemetry,
+  type TelemetryEnv,
+  type TelemetryExporter,
+} from './init.js';
+export {
+  createMetrics,
+  EVALUATION_DURATION_BUCKETS_MS,
+  type EvaluationOutcome,
+  jetStreamQueueLag,
+  METRIC_NAMES,
+  type MetapruneMetrics,
+  type QueueLagSample,
+  type QueueLagSource,
+} from './metrics.js';
+export {
+  type ConsumedMessage,
+  type ConsumeSpanOptions,
+  consumeSpan,
+  extractNatsContext,
+  injectNatsHeaders,
+  natsHeadersGetter,
+  natsHeadersSetter,
+  type PublishSpanOptions,
+  publishSpan,
+  publishWithMsgIdTraced,
+} from './nats.js';
+export {
+  activeTraceContext,
+  getTracer,
+  type RunInSpanHooks,
+  recordSpanError,
+  runInSpan,
+  SPAN_NAMES,
+  type Span,
+  startSpan,
+  TELEMETRY_ATTRS,
+  type TraceContext,
+  traceLogFields,
+  type WithSpanOptions,
+  withSpan,
+} from './spans.js';
