@@ -64,6 +64,7 @@ export {
   type ImageEntry,
   type ImageFolderScan,
   scanImageFolder,
+  scanImageFolderSync,
 } from './image-folder/scan.js';
 export { ImageFolderStream, type ImageFolderStreamOptions } from './image-folder/stream.js';
 export {
