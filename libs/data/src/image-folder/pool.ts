@@ -10,6 +10,7 @@
 import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
+import { resizeCover } from './resize.js';
 
 /** What the decoder does with an image's colour: convert to 1 or 3 channels, or keep its own. */
 export type ChannelMode = 1 | 3 | 'auto';
@@ -49,19 +50,27 @@ const sharp = require(workerData.sharp);
 // memory stays what the in-flight images need.
 sharp.concurrency(1);
 sharp.cache(false);
+const resizeCover = ${resizeCover.toString()};
 async function decode(req) {
   const buf = await readFile(req.path);
-  const img = sharp(buf, { failOn: 'error' });
-  const meta = await img.metadata();
+  const meta = await sharp(buf, { failOn: 'error' }).metadata();
   const native = (meta.channels || 3) - (meta.hasAlpha ? 1 : 0) >= 3 ? 3 : 1;
   const want = req.channels === 'auto' ? native : req.channels;
-  let p = img.removeAlpha().resize(req.size, req.size, { fit: 'cover', position: 'centre' });
-  p = want === 1 ? p.toColourspace('b-w') : p.toColourspace('srgb');
-  const { data, info } = await p.raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
-  if (info.channels !== want || info.width !== req.size || info.height !== req.size)
-    throw new Error('decoder gave ' + info.width + 'x' + info.height + 'x' + info.channels);
-  const out = new Uint8Array(data.byteLength);
-  out.set(data);
+  const colour = (p) => (want === 1 ? p.toColourspace('b-w') : p.toColourspace('srgb'));
+  // Large JPEGs: sharp's resize, which decodes them at 1/2..1/8 scale (shrink-on-load).
+  // Everything else: decoded at its own size, cropped and resized by resizeCover.
+  const shrink = meta.format === 'jpeg' && Math.min(meta.width, meta.height) >= 2 * req.size;
+  let p = sharp(buf, { failOn: 'error' }).removeAlpha();
+  if (shrink) p = p.resize(req.size, req.size, { fit: 'cover', position: 'centre', kernel: 'linear' });
+  const { data, info } = await colour(p).raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
+  if (info.channels !== want) throw new Error('decoder gave ' + info.channels + ' channels');
+  let out;
+  if (info.width === req.size && info.height === req.size) {
+    out = new Uint8Array(data.byteLength);
+    out.set(data);
+  } else {
+    out = resizeCover(data, info.width, info.height, want, req.size);
+  }
   return { pixels: out, channels: want, nativeChannels: native };
 }
 parentPort.on('message', (m) => {
@@ -109,7 +118,7 @@ export class DecodePool {
     const n = options.workers ?? Math.min(8, availableParallelism());
     if (!Number.isInteger(n) || n < 1) throw new RangeError(`workers must be >= 1, got ${n}`);
     this.workers = n;
-    this.perWorker = options.inFlightPerWorker ?? 2;
+    this.perWorker = options.inFlightPerWorker ?? 4;
     const require = createRequire(import.meta.url);
     const sharpPath = require.resolve('sharp');
     // Loaded once in the main thread first: libvips' shared library then stays resident,

@@ -22,8 +22,10 @@ async function encode(
   [h, w, c]: ImageShape,
   format: ImageFormat,
   quality: number,
+  side?: number,
 ): Promise<Buffer> {
   let img = sharp()(pixels, { raw: { width: w, height: h, channels: c as 1 | 3 } });
+  if (side !== undefined && side !== w) img = img.resize(side, side, { kernel: 'cubic' });
   // Grey stays one channel in the file (sharp would otherwise write sRGB).
   if (c === 1) img = img.toColourspace('b-w');
   if (format === 'png') return img.png().toBuffer();
@@ -116,14 +118,17 @@ export async function writeSyntheticImageFolder(
     const k = i % o.classes;
     const rng = new Rng(hashSeed(0x5e7, o.seed ?? 0, i));
     const side = o.vary ? Math.max(8, Math.round(o.size * (0.75 + 0.5 * rng.next()))) : o.size;
-    const px = new Uint8Array(side * side * c);
-    for (let y = 0; y < side; y++) {
-      for (let x = 0; x < side; x++) {
+    // Drawn at most 48 px wide and scaled up by the encoder: large folders are written
+    // quickly, and still have structure and noise at every size.
+    const base = Math.min(side, 48);
+    const px = new Uint8Array(base * base * c);
+    for (let y = 0; y < base; y++) {
+      for (let x = 0; x < base; x++) {
         for (let ch = 0; ch < c; ch++) {
           const phase = ((k * 37 + ch * 91) % 256) / 256;
           const v =
-            128 + 100 * Math.sin(6.283 * (phase + (x * (k + 1) + y * (ch + 1)) / (side * 2)));
-          px[(y * side + x) * c + ch] = Math.max(
+            128 + 100 * Math.sin(6.283 * (phase + (x * (k + 1) + y * (ch + 1)) / (base * 2)));
+          px[(y * base + x) * c + ch] = Math.max(
             0,
             Math.min(255, Math.round(v + 20 * (rng.next() - 0.5))),
           );
@@ -131,7 +136,7 @@ export async function writeSyntheticImageFolder(
       }
     }
     const format = formats[i % formats.length]!;
-    const bytes = await encode(px, [side, side, c], format, 90);
+    const bytes = await encode(px, [base, base, c], format, 90, side);
     const ext = format === 'jpeg' ? 'jpg' : format;
     await writeFile(join(dirs[k]!, `${String(i).padStart(7, '0')}.${ext}`), bytes);
   });
