@@ -5,11 +5,12 @@
  */
 import { streamFolder } from './data.js';
 
-const [dir, size, cacheBytes] = process.argv.slice(2);
+const [dir, size, cacheBytes, prefetch] = process.argv.slice(2);
 const r = await streamFolder(dir!, {
   size: Number(size),
   epochs: 1,
   cacheBytes: Number(cacheBytes),
+  prefetch: Number(prefetch),
 });
 console.log(
   JSON.stringify({

@@ -114,6 +114,8 @@ export interface StreamBenchOptions {
   size?: number;
   images?: number;
   cacheMb?: number;
+  /** Batches decoded ahead. */
+  prefetch?: number;
 }
 
 /**
@@ -124,8 +126,9 @@ export interface StreamBenchOptions {
 export async function benchDataStream(o: StreamBenchOptions = {}): Promise<BenchLine> {
   const capMb = o.capMb ?? 300;
   const size = o.size ?? 224;
-  const images = o.images ?? 6000;
-  const cacheMb = o.cacheMb ?? 64;
+  const images = o.images ?? 10000;
+  const cacheMb = o.cacheMb ?? 32;
+  const prefetch = o.prefetch ?? 2;
   const dir = mkdtempSync(join(tmpdir(), 'metaprune-bench-stream-'));
   try {
     const classes = 10;
@@ -138,9 +141,13 @@ export async function benchDataStream(o: StreamBenchOptions = {}): Promise<Bench
       seed: 7,
     });
     const child = fileURLToPath(new URL('./data-child.js', import.meta.url));
-    const r = spawnSync(process.execPath, [child, dir, String(size), String(cacheMb * 2 ** 20)], {
-      encoding: 'utf8',
-    });
+    const r = spawnSync(
+      process.execPath,
+      [child, dir, String(size), String(cacheMb * 2 ** 20), String(prefetch)],
+      {
+        encoding: 'utf8',
+      },
+    );
     if (r.status !== 0) throw new Error(`data-stream child failed: ${r.stderr.trim()}`);
     const res = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as {
       images: number;
@@ -160,6 +167,7 @@ export async function benchDataStream(o: StreamBenchOptions = {}): Promise<Bench
       decoded_mb: decodedMb,
       cap_mb: capMb,
       cache_mb: cacheMb,
+      prefetch_batches: prefetch,
       decoded_over_cap: Number((decodedMb / capMb).toFixed(2)),
       peak_rss_mb: res.peakRssMb,
       under_cap: res.peakRssMb <= capMb,
