@@ -10,12 +10,17 @@
  * streamed run and an in-memory run of the same folder see the same batches, and training
  * resumes exactly. `batch` is async; the engine's trainer awaits it.
  */
-import { augmentAt, type Batch, countBatches, shuffledOrder } from '../batches.js';
+import {
+  augmentAt,
+  type Batch,
+  type BatchOptions,
+  countBatches,
+  shuffledOrder,
+} from '../batches.js';
 import {
   type AugmentOptions,
   ImagePreprocessor,
   type PreprocessConfig,
-  type PreprocessOptions,
   preprocessConfig,
   resolveAugment,
 } from '../preprocess.js';
@@ -23,18 +28,13 @@ import { hashSeed } from '../random.js';
 import { type Decoded, DecodeFailure, type DecodePool } from './pool.js';
 import type { ImageEntry } from './scan.js';
 
-export interface ImageFolderStreamOptions {
+/** The batch iterator's options (same meaning, same defaults) and where images come from. */
+export interface ImageFolderStreamOptions extends BatchOptions {
   entries: readonly ImageEntry[];
   pool: DecodePool;
   /** Decoded side in pixels and channels (the stored image, before preprocessing). */
   size: number;
   channels: 1 | 3;
-  batchSize: number;
-  shuffle?: boolean;
-  seed?: number;
-  augment?: boolean | AugmentOptions;
-  dropLast?: boolean;
-  preprocess?: PreprocessConfig | PreprocessOptions;
   /** Batches requested ahead of the one asked for. Default 2. */
   prefetch?: number;
   /** Bytes of decoded images kept for reuse (LRU). Default 64 MiB; 0 keeps none. */
