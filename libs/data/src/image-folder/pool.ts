@@ -27,7 +27,7 @@ export interface Decoded {
   /** `size * size * channels` bytes, HWC. */
   pixels: Uint8Array;
   channels: number;
-  /** The file's own colour channels without alpha (1: grey, 3: colour). */
+  /** The file's own colour channels without alpha (1: grey, 3: colour); 0 when not read (channels fixed, not a JPEG). */
   nativeChannels: number;
 }
 
@@ -53,13 +53,16 @@ sharp.cache(false);
 const resizeCover = ${resizeCover.toString()};
 async function decode(req) {
   const buf = await readFile(req.path);
-  const meta = await sharp(buf, { failOn: 'error' }).metadata();
-  const native = (meta.channels || 3) - (meta.hasAlpha ? 1 : 0) >= 3 ? 3 : 1;
+  // The header is read (a libvips call of its own) only when it decides something: the
+  // channels in 'auto' mode, and whether a JPEG (magic FF D8) is large enough to shrink.
+  const jpeg = buf[0] === 0xff && buf[1] === 0xd8;
+  const meta = req.channels === 'auto' || jpeg ? await sharp(buf, { failOn: 'error' }).metadata() : undefined;
+  const native = meta ? ((meta.channels || 3) - (meta.hasAlpha ? 1 : 0) >= 3 ? 3 : 1) : 0;
   const want = req.channels === 'auto' ? native : req.channels;
   const colour = (p) => (want === 1 ? p.toColourspace('b-w') : p.toColourspace('srgb'));
   // Large JPEGs: sharp's resize, which decodes them at 1/2..1/8 scale (shrink-on-load).
   // Everything else: decoded at its own size, cropped and resized by resizeCover.
-  const shrink = meta.format === 'jpeg' && Math.min(meta.width, meta.height) >= 2 * req.size;
+  const shrink = jpeg && Math.min(meta.width, meta.height) >= 2 * req.size;
   let p = sharp(buf, { failOn: 'error' }).removeAlpha();
   if (shrink) p = p.resize(req.size, req.size, { fit: 'cover', position: 'centre', kernel: 'linear' });
   const { data, info } = await colour(p).raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
