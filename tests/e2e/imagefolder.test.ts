@@ -13,20 +13,14 @@ import { type Stack, startStack, type TrainedPruningNet, trainOnStack } from '@m
 import { costModel } from '@metaprune/core';
 import { loadDataset, writeImageFolder, writeSyntheticImageFolder } from '@metaprune/data';
 import { networkFromProto } from '@metaprune/evaluator';
-import { common, controller, weightgen } from '@metaprune/proto';
+import { controller, weightgen } from '@metaprune/proto';
 import { envClient, FIELD_METADATA_KEY, grpcClientOptions } from '@metaprune/runtime';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { quickTrainingConfig, tinyMobileNetV2 } from './helpers/network.js';
 import { followSearchOn, startSearchOn } from './helpers/search.js';
 
-const NETWORK = common.NetworkSpec.fromPartial({
-  family: common.NetworkFamily.MOBILENET_V2,
-  preset: common.NetworkPreset.SMALL,
-  widthMultiplier: 0.25,
-  inputSize: 32,
-  inputChannels: 1,
-  // 0: the weight generator takes the class count from the folder (10 here).
-  numClasses: 0,
-});
+// numClasses 0: the weight generator takes the class count from the folder (10 here).
+const NETWORK = tinyMobileNetV2({ inputChannels: 1, numClasses: 0 });
 
 function wgClient(address: string): weightgen.WeightGeneratorServiceClient {
   const c = envClient(grpcClientOptions());
@@ -78,17 +72,10 @@ describe('an image folder through the services', () => {
         evaluator: { EVALUATOR_DATA_ROOT: dataRoot },
       },
     });
-    pn = await trainOnStack(stack.weightGenerator.address, {
-      network: NETWORK,
-      dataset: 'imagefolder:fm',
-      epochs: 1,
-      batchSize: 32,
-      learningRate: 0.1,
-      momentum: 0.9,
-      seed: 1,
-      maxStepsPerEpoch: 3,
-      validationImages: 100,
-    });
+    pn = await trainOnStack(
+      stack.weightGenerator.address,
+      quickTrainingConfig(NETWORK, 'imagefolder:fm', 100),
+    );
   }, 240_000);
 
   afterAll(async () => {
