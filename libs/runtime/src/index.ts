@@ -4,6 +4,7 @@ export * from './grpc.js';
 export * from './lifecycle.js';
 export * from './log.js';
 export * from './names.js';
+export * from './paths.js';
 export * from './nats.js';
 export * from './security.js';
 export * from './service-main.js';

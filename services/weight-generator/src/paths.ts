@@ -3,9 +3,8 @@
  * safe alphabet; paths given relative to a configured root must stay inside it (after
  * resolving "..", and after following symbolic links of the parts that already exist).
  */
-import { realpathSync } from 'node:fs';
-import { dirname, isAbsolute, relative, resolve, sep } from 'node:path';
-import { InvalidArgumentError } from '@metaprune/runtime';
+import { isAbsolute, resolve } from 'node:path';
+import { InvalidArgumentError, isInside, realpathOfExisting } from '@metaprune/runtime';
 
 /**
  * Ids of PruningNets and jobs: letters, digits, ".", "_", "-"; 1-128 chars; starting with a
@@ -23,29 +22,6 @@ export function requireId(field: string, value: string): string {
     );
   }
   return value;
-}
-
-/** True when `child` is `root` itself or below it (both absolute, normalised). */
-export function isInside(root: string, child: string): boolean {
-  const rel = relative(root, child);
-  return rel === '' || (!rel.startsWith(`..${sep}`) && rel !== '..' && !isAbsolute(rel));
-}
-
-/** The longest existing prefix of `path`, with symbolic links resolved, plus the rest. */
-function realpathOfExisting(path: string): string {
-  let existing = path;
-  const rest: string[] = [];
-  for (;;) {
-    try {
-      const real = realpathSync(existing);
-      return rest.length ? resolve(real, ...rest.reverse()) : real;
-    } catch {
-      const parent = dirname(existing);
-      if (parent === existing) return path;
-      rest.push(existing.slice(parent.length + (parent.endsWith(sep) ? 0 : 1)));
-      existing = parent;
-    }
-  }
 }
 
 /**

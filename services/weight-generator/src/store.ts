@@ -27,7 +27,7 @@ import {
   writeFile,
 } from 'node:fs/promises';
 import { join, relative, sep } from 'node:path';
-import { type Logger, NotFoundError, nullLogger } from '@metaprune/runtime';
+import { type Logger, NotFoundError, nullLogger, pathInside } from '@metaprune/runtime';
 import { CheckpointCorruptError } from './errors.js';
 import type { ResolvedTrainingConfig } from './types.js';
 
@@ -147,17 +147,22 @@ export class CheckpointStore {
     }
   }
 
+  // Every directory is derived from the root plus plain names and re-checked to stay inside
+  // (ids can come from stored records; PathEscapeError rather than a path outside the root).
   pruningnetDir(id: string): string {
-    return join(this.pruningnetsDir, id);
+    return pathInside(this.pruningnetsDir, id);
   }
   versionDir(id: string, version: number): string {
-    return join(this.pruningnetsDir, id, `v${version}`);
+    if (!Number.isSafeInteger(version) || version < 1) {
+      throw new NotFoundError(`PruningNet ${id} has no version ${version}`);
+    }
+    return pathInside(this.pruningnetsDir, id, `v${version}`);
   }
   jobWorkDir(jobId: string): string {
-    return join(this.jobsDir, jobId, 'work');
+    return pathInside(this.jobsDir, jobId, 'work');
   }
   jobPausedDir(jobId: string): string {
-    return join(this.jobsDir, jobId, 'paused');
+    return pathInside(this.jobsDir, jobId, 'paused');
   }
 
   /** Version numbers of a PruningNet, ascending (directories only; not verified). */
