@@ -31,6 +31,7 @@ import {
 import type { KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { CheckpointCorruptError } from './errors.js';
+import { ID_PATTERN } from './paths.js';
 import type { CheckpointMeta, CheckpointStore } from './store.js';
 import type {
   ResolvedTrainingConfig,
@@ -39,7 +40,6 @@ import type {
   TrainerCheckpoint,
   TrainerProgress,
 } from './types.js';
-import { ID_PATTERN } from './paths.js';
 import { sameSpec, trainingConfigToProto } from './validate.js';
 
 const TrainingState = weightgen.TrainingState;
