@@ -8,6 +8,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import {
+  chmodSync,
   createWriteStream,
   mkdirSync,
   readFileSync,
@@ -18,8 +19,14 @@ import {
 import { createRequire } from 'node:module';
 import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { waitForServing } from '@metaprune/runtime';
+import { type NatsRole, natsAuthorizationBlock, waitForServing } from '@metaprune/runtime';
 import { type NatsServerHandle, startNatsServer } from '@metaprune/testkit';
+import {
+  loadOrCreateSecrets,
+  natsUrlWithCredentials,
+  natsUsers,
+  type StackSecrets,
+} from './secrets.js';
 
 export type ServiceName = 'weight-generator' | 'latency-profiler' | 'controller' | 'evaluator';
 
@@ -42,7 +49,10 @@ export function metapruneHome(env: NodeJS.ProcessEnv = process.env): string {
 }
 
 export interface StackFile {
+  /** With the operator's credentials when the stack runs its own NATS (the file is 0600). */
   natsUrl: string;
+  /** Bearer token of mutating RPCs (absent in files of older versions). */
+  token?: string;
   controller: string;
   weightGenerator: string;
   /** gRPC address of the latency profiler (absent in files of older versions). */
@@ -211,6 +221,11 @@ export async function startService(o: StartServiceOptions): Promise<ServiceProce
 export interface StackOptions {
   /** Evaluator processes (default 1). */
   evaluators?: number;
+  /**
+   * Keep the spawned nats-server's JetStream store in `<home>/nats` across restarts
+   * (default: a temporary store, as tests want a fresh server).
+   */
+  persistNats?: boolean;
   /** Use this NATS server instead of spawning one. */
   natsUrl?: string;
   /** Checkpoints, exports, logs (default metapruneHome()). */
@@ -233,7 +248,13 @@ export interface StackOptions {
 }
 
 export interface Stack {
+  /**
+   * URL of NATS; for a spawned server it carries the operator (admin) credentials, which
+   * connectNats understands, so tests and pipelines connect with it as before.
+   */
   readonly natsUrl: string;
+  /** The generated secrets (NATS users, bearer token); see secrets.ts. */
+  readonly secrets: StackSecrets;
   readonly nats: NatsServerHandle | undefined;
   readonly home: string;
   readonly weightGenerator: ServiceProcess;
@@ -271,15 +292,32 @@ export async function startStack(o: StackOptions = {}): Promise<Stack> {
     return p;
   };
 
+  const secrets = loadOrCreateSecrets(home);
   try {
     let natsUrl = o.natsUrl;
+    // a spawned server requires one user per service, with subject permissions
+    let serverUrl = natsUrl;
+    let natsAuth = (_prefix: string, _role: NatsRole): Record<string, string> => ({});
     if (!natsUrl) {
-      nats = await startNatsServer({ jetstream: true });
-      natsUrl = nats.url;
+      const conf = join(home, 'nats.conf');
+      writeFileSync(conf, natsAuthorizationBlock(natsUsers(secrets)), { mode: 0o600 });
+      chmodSync(conf, 0o600);
+      nats = await startNatsServer({
+        jetstream: true,
+        ...(o.persistNats ? { storeDir: join(home, 'nats') } : {}),
+        extraArgs: ['-c', conf],
+      });
+      serverUrl = nats.url;
+      natsUrl = natsUrlWithCredentials(nats.url, secrets, 'admin');
+      natsAuth = (prefix, role) => ({
+        [`${prefix}NATS_USER`]: secrets.nats[role].user,
+        [`${prefix}NATS_PASS`]: secrets.nats[role].password,
+      });
     }
     const weightGenerator = await launch('weight-generator', 0, {
+      ...natsAuth('WEIGHTGEN_', 'weight-generator'),
       WEIGHTGEN_PORT: '0',
-      WEIGHTGEN_NATS_URL: natsUrl,
+      WEIGHTGEN_NATS_URL: serverUrl!,
       WEIGHTGEN_CHECKPOINT_ROOT: join(home, 'checkpoints'),
       WEIGHTGEN_EXPORT_ROOT: join(home, 'exports'),
       WEIGHTGEN_LOG_LEVEL: logLevel,
@@ -288,20 +326,23 @@ export async function startStack(o: StackOptions = {}): Promise<Stack> {
       o.latencyProfiler === false
         ? undefined
         : await launch('latency-profiler', 0, {
+            ...natsAuth('LATENCY_PROFILER_', 'latency-profiler'),
             LATENCY_PROFILER_PORT: '0',
-            LATENCY_PROFILER_NATS_URL: natsUrl,
+            LATENCY_PROFILER_NATS_URL: serverUrl!,
             LATENCY_PROFILER_LOG_LEVEL: logLevel,
           });
     const controllerEnv: Record<string, string> = {
+      ...natsAuth('CONTROLLER_', 'controller'),
       CONTROLLER_PORT: '0',
-      CONTROLLER_NATS_URL: natsUrl,
+      CONTROLLER_NATS_URL: serverUrl!,
       CONTROLLER_WEIGHT_GENERATOR: weightGenerator.address,
       ...(latencyProfiler ? { CONTROLLER_LATENCY_PROFILER: latencyProfiler.address } : {}),
       CONTROLLER_LOG_LEVEL: logLevel,
     };
     const evaluatorEnv = (i: number) => ({
+      ...natsAuth('EVALUATOR_', 'evaluator'),
       EVALUATOR_HEALTH_PORT: '0',
-      EVALUATOR_NATS_URL: natsUrl,
+      EVALUATOR_NATS_URL: serverUrl!,
       EVALUATOR_WEIGHT_GENERATOR: weightGenerator.address,
       EVALUATOR_ID: `evaluator-${i + 1}`,
       EVALUATOR_LOG_LEVEL: logLevel,
@@ -316,6 +357,7 @@ export async function startStack(o: StackOptions = {}): Promise<Stack> {
       if (!o.writeStackFile) return;
       const content: StackFile = {
         natsUrl: natsUrl!,
+        token: secrets.token,
         controller: controller.address,
         weightGenerator: weightGenerator.address,
         ...(latencyProfiler ? { latencyProfiler: latencyProfiler.address } : {}),
@@ -323,12 +365,15 @@ export async function startStack(o: StackOptions = {}): Promise<Stack> {
         pid: process.pid,
         startedAt: new Date().toISOString(),
       };
-      writeFileSync(file, `${JSON.stringify(content, null, 2)}\n`);
+      // it holds the operator's credentials: owner only
+      writeFileSync(file, `${JSON.stringify(content, null, 2)}\n`, { mode: 0o600 });
+      chmodSync(file, 0o600);
     };
     writeFile();
     let stopping: Promise<void> | undefined;
     return {
       natsUrl,
+      secrets,
       nats,
       home,
       weightGenerator,

@@ -1,9 +1,10 @@
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { type ConsoleHandle, startConsole } from '@metaprune/console';
-import { createLogger, DEFAULT_PORTS, type LogLevel } from '@metaprune/runtime';
+import { createLogger, DEFAULT_PORTS, type LogLevel, redactNatsUrl } from '@metaprune/runtime';
 import { num, parseFlags, str } from '../args.js';
 import { UsageError } from '../errors.js';
+import { natsUrlWithCredentials, secretsPath } from '../secrets.js';
 import { metapruneHome, type Stack, stackFilePath, startStack } from '../stack.js';
 
 export const upHelp = `metaprune up [--evaluators N] [--nats URL] [--home DIR] [--console-port P] [--log-level L] [--verbose]
@@ -54,6 +55,7 @@ export async function upCommand(argv: string[]): Promise<number> {
       ...(natsUrl ? { natsUrl } : {}),
       home,
       writeStackFile: true,
+      persistNats: true,
       stackFile: str(v, 'home') !== undefined ? stackFilePath(home) : stackFilePath(),
       logLevel,
       ...(verbose
@@ -80,7 +82,12 @@ export async function upCommand(argv: string[]): Promise<number> {
         controller: stack.controller.address,
         weightGenerator: stack.weightGenerator.address,
         ...(profiler ? { latencyProfiler: profiler } : {}),
-        natsUrl: [stack.natsUrl],
+        // the console's own NATS user: read-only subjects
+        natsUrl: [
+          stack.nats
+            ? natsUrlWithCredentials(stack.nats.url, stack.secrets, 'console')
+            : stack.natsUrl,
+        ],
         exportRoot: join(stack.home, 'exports'),
         logger: consoleLogger,
       });
@@ -94,7 +101,8 @@ export async function upCommand(argv: string[]): Promise<number> {
     }
   }
   const rows: [string, string][] = [
-    ['nats', stack.natsUrl],
+    // the server's plain address; the credentials are in secrets.json / the stack file
+    ['nats', stack.nats ? stack.nats.url : redactNatsUrl(stack.natsUrl)],
     ['weight-generator', stack.weightGenerator.address],
     ...(stack.latencyProfiler
       ? [['latency-profiler', stack.latencyProfiler.address] as [string, string]]
@@ -107,6 +115,7 @@ export async function upCommand(argv: string[]): Promise<number> {
     ['console', web?.url ?? ''],
     ['stack file', str(v, 'home') !== undefined ? stackFilePath(home) : stackFilePath()],
     ['logs', `${home}/logs`],
+    ['credentials', secretsPath(home)],
   ];
   for (const [k, val] of rows) console.log(`${k.padEnd(18)} ${val}`);
   console.log('ready');
