@@ -314,7 +314,11 @@ export async function startStack(o: StackOptions = {}): Promise<Stack> {
         [`${prefix}NATS_PASS`]: secrets.nats[role].password,
       });
     }
+    // mutating RPCs need the stack's token; in-process clients (pipelines, tests) send it
+    // through METAPRUNE_TOKEN like the CLI does
+    process.env['METAPRUNE_TOKEN'] ||= secrets.token;
     const weightGenerator = await launch('weight-generator', 0, {
+      WEIGHTGEN_AUTH_TOKEN: secrets.token,
       ...natsAuth('WEIGHTGEN_', 'weight-generator'),
       WEIGHTGEN_PORT: '0',
       WEIGHTGEN_NATS_URL: serverUrl!,
@@ -326,12 +330,14 @@ export async function startStack(o: StackOptions = {}): Promise<Stack> {
       o.latencyProfiler === false
         ? undefined
         : await launch('latency-profiler', 0, {
+            LATENCY_PROFILER_REGISTRATION_TOKEN: secrets.token,
             ...natsAuth('LATENCY_PROFILER_', 'latency-profiler'),
             LATENCY_PROFILER_PORT: '0',
             LATENCY_PROFILER_NATS_URL: serverUrl!,
             LATENCY_PROFILER_LOG_LEVEL: logLevel,
           });
     const controllerEnv: Record<string, string> = {
+      CONTROLLER_AUTH_TOKEN: secrets.token,
       ...natsAuth('CONTROLLER_', 'controller'),
       CONTROLLER_PORT: '0',
       CONTROLLER_NATS_URL: serverUrl!,

@@ -89,6 +89,10 @@ export async function upCommand(argv: string[]): Promise<number> {
             : stack.natsUrl,
         ],
         exportRoot: join(stack.home, 'exports'),
+        // writes through the console need the stack's token; only then does the console
+        // lend its own (the same) token to the profiler and the weight generator
+        accessToken: stack.secrets.token,
+        registrationToken: stack.secrets.token,
         logger: consoleLogger,
       });
       break;
