@@ -101,10 +101,7 @@ export async function readJsonObject(
   let size = 0;
   for await (const chunk of req) {
     size += (chunk as Buffer).length;
-    if (size > limit) {
-      req.destroy();
-      throw new HttpError(413, `request body over ${limit} bytes`);
-    }
+    if (size > limit) throw new HttpError(413, `request body over ${limit} bytes`);
     chunks.push(chunk as Buffer);
   }
   if (size === 0) return {};

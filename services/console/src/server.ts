@@ -375,6 +375,8 @@ export async function startConsole(options: ConsoleOptions = {}): Promise<Consol
         res.destroy();
         return;
       }
+      // a refused body is not read: close the connection after the answer instead
+      if (!req.complete) res.setHeader('connection', 'close');
       sendJson(res, e.status, { error: e.message, ...(e.field ? { field: e.field } : {}) });
     });
   });
