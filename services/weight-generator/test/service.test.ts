@@ -160,7 +160,7 @@ describe('weight generator service', () => {
     expect(fieldOf(badId)).toBe('job_id');
   });
 
-  it('with an auth token, StartTraining and CancelTraining need it', async () => {
+  it('with an auth token, StartTraining (also resuming), CancelTraining and ExportNetwork need it', async () => {
     const secured = await startWeightGenerator({
       ...options(),
       checkpointRoot: join(tmp.path, 'secured'),
@@ -181,6 +181,23 @@ describe('weight generator service', () => {
       expect(right.code).toBe(status.INVALID_ARGUMENT); // past authentication
       const cancel = await grpcError(unary(c, c.cancelTraining, { jobId: 'job-x' }));
       expect(cancel.code).toBe(status.UNAUTHENTICATED);
+      // adding a version to someone's PruningNet, or replacing an export, is a write too
+      const resume = await grpcError(
+        unary(c, c.startTraining, { ...req, resumePruningnetId: 'pn-someone' }),
+      );
+      expect(resume.code).toBe(status.UNAUTHENTICATED);
+      const exportReq = weightgen.ExportNetworkRequest.fromPartial({
+        pruningnetId: 'pn-someone',
+        encoding: { genes: [1] },
+        outputDir: 'x',
+      });
+      expect((await grpcError(unary(c, c.exportNetwork, exportReq))).code).toBe(
+        status.UNAUTHENTICATED,
+      );
+      const exportRight = await grpcError(
+        unary(c, c.exportNetwork, exportReq, { token: 's3cret' }),
+      );
+      expect(exportRight.code).toBe(status.NOT_FOUND); // past authentication
       const list = await unary(
         c,
         c.listPruningNets,
