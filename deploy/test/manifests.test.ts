@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { describeSettings, loadConfig, NATS_NAMES } from '@metaprune/runtime';
+import { describeSettings, loadConfig, NATS_NAMES, NATS_ROLES } from '@metaprune/runtime';
 import { describe, expect, it } from 'vitest';
 import {
   checkNatsNames,
@@ -128,7 +128,9 @@ describe('overlays', () => {
     const objects = render('local');
     for (const s of SERVICES)
       expect(container(objects, s.name).image).toBe(`metaprune/${s.name}:dev`);
-    expect(get(objects, 'Secret', 'metaprune-nats-auth').stringData.user).toBe('metaprune');
+    expect(Object.keys(get(objects, 'Secret', 'metaprune-nats-auth').stringData).sort()).toEqual(
+      NATS_ROLES.map((r) => `${r}-password`).sort(),
+    );
     const wg = get(objects, 'Deployment', 'weight-generator');
     expect(wg.spec.strategy.type).toBe('Recreate');
     const data = wg.spec.template.spec.volumes.find((v: { name: string }) => v.name === 'data');
@@ -149,7 +151,9 @@ describe('overlays', () => {
     const docs = readFileSync(join(REPO_ROOT, 'docs', 'deploy.md'), 'utf8');
     for (const [name, objects] of rendered) {
       const secrets = objects.filter((o) => o.kind === 'Secret').map((o) => o.metadata.name);
-      expect(secrets, name).toEqual(name === 'local' ? ['metaprune-nats-auth'] : []);
+      expect(secrets, name).toEqual(
+        name === 'local' ? ['metaprune-nats-auth', 'metaprune-tokens'] : [],
+      );
     }
     for (const secret of EXTERNAL_SECRETS) {
       expect(docs).toMatch(new RegExp(`kubectl -n metaprune create secret generic ${secret}`));
@@ -196,30 +200,38 @@ describe('manifests agree with the services', () => {
     }
   });
 
-  it('secret settings come from Secrets: NATS credentials everywhere, tokens optional', () => {
+  it('secret settings come from Secrets: one NATS user per service, tokens required', () => {
     const objects = render('gpu');
     for (const s of SERVICES) {
-      const env = container(objects, s.name).env as { name: string; valueFrom?: Json }[];
-      const ref = (n: string) =>
-        env.find((e) => e.name === `${s.envPrefix}${n}`)?.valueFrom?.secretKeyRef;
-      expect(ref('NATS_USER')).toEqual({ name: 'metaprune-nats-auth', key: 'user' });
-      expect(ref('NATS_PASS')).toEqual({ name: 'metaprune-nats-auth', key: 'password' });
+      const env = container(objects, s.name).env as {
+        name: string;
+        value?: string;
+        valueFrom?: Json;
+      }[];
+      const entry = (n: string) => env.find((e) => e.name === `${s.envPrefix}${n}`);
+      expect(entry('NATS_USER')?.value).toBe(`metaprune-${s.name}`);
+      expect(entry('NATS_PASS')?.valueFrom?.secretKeyRef).toEqual({
+        name: 'metaprune-nats-auth',
+        key: `${s.name}-password`,
+      });
     }
-    const token = container(objects, 'weight-generator').env.find(
-      (e: { name: string }) => e.name === 'WEIGHTGEN_AUTH_TOKEN',
-    );
-    expect(token.valueFrom.secretKeyRef).toEqual({
-      name: 'metaprune-tokens',
-      key: 'weightgen-auth-token',
-      optional: true,
-    });
+    // every mutating RPC is authenticated: the tokens are required, not optional
+    for (const [service, name, key] of [
+      ['weight-generator', 'WEIGHTGEN_AUTH_TOKEN', 'weightgen-auth-token'],
+      ['controller', 'CONTROLLER_AUTH_TOKEN', 'controller-auth-token'],
+      ['latency-profiler', 'LATENCY_PROFILER_REGISTRATION_TOKEN', 'registration-token'],
+    ] as const) {
+      const token = container(objects, service).env.find((e: { name: string }) => e.name === name);
+      expect(token?.valueFrom.secretKeyRef, name).toEqual({ name: 'metaprune-tokens', key });
+    }
     const nats = get(objects, 'StatefulSet', 'nats').spec.template.spec.containers[0];
-    expect(
-      nats.env.find((e: { name: string }) => e.name === 'NATS_PASSWORD').valueFrom.secretKeyRef,
-    ).toEqual({
-      name: 'metaprune-nats-auth',
-      key: 'password',
-    });
+    for (const role of NATS_ROLES) {
+      const v = `NATS_PASSWORD_${role.toUpperCase().replace(/-/g, '_')}`;
+      expect(nats.env.find((e: { name: string }) => e.name === v)?.valueFrom.secretKeyRef).toEqual({
+        name: 'metaprune-nats-auth',
+        key: `${role}-password`,
+      });
+    }
   });
 });
 
@@ -342,7 +354,7 @@ describe('the checks catch broken manifests', () => {
           o.findIndex((x) => x.kind === 'Secret'),
           1,
         );
-        container(o, 'controller').env[0].valueFrom.secretKeyRef.name = 'nats-creds';
+        container(o, 'controller').env[1].valueFrom.secretKeyRef.name = 'nats-creds';
       },
       /Secret nats-creds is neither rendered nor a documented external Secret/,
     ],

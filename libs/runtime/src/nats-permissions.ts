@@ -154,7 +154,9 @@ export function natsAuthorizationBlock(users: readonly NatsUser[]): string {
   const list = (xs: readonly string[]) => `[${xs.map(q).join(', ')}]`;
   const lines = users.map((u) => {
     const p = natsPermissions(u.role);
-    return `    { user: ${q(u.user)}, password: ${q(u.password)}, permissions: { publish: ${list(p.publish)}, subscribe: ${list(p.subscribe)} } }`;
+    // "$NAME" is a variable of nats-server's configuration (the manifests' Secret values)
+    const pass = /^\$[A-Z_][A-Z0-9_]*$/.test(u.password) ? u.password : q(u.password);
+    return `    { user: ${q(u.user)}, password: ${pass}, permissions: { publish: ${list(p.publish)}, subscribe: ${list(p.subscribe)} } }`;
   });
   return `authorization {\n  users: [\n${lines.join(',\n')}\n  ]\n}\n`;
 }
