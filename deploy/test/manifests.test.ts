@@ -7,12 +7,15 @@ import {
   checkRendered,
   DEPLOY_DIR,
   EXTERNAL_SECRETS,
+  ingressAllowed,
   type KubeObject,
   overlayDirs,
   REPO_ROOT,
   renderKustomization,
   SERVICES,
   validateSchemas,
+  type Workload,
+  workloads,
 } from '../src/index.js';
 
 const overlays = overlayDirs();
@@ -158,6 +161,28 @@ describe('overlays', () => {
     for (const secret of EXTERNAL_SECRETS) {
       expect(docs).toMatch(new RegExp(`kubectl -n metaprune create secret generic ${secret}`));
     }
+  });
+});
+
+describe('gRPC NetworkPolicies', () => {
+  it('each API answers only its callers (and labelled clients)', () => {
+    const objects = render('gpu');
+    const all = workloads(objects);
+    const w = (name: string) => all.find((x) => x.object.metadata.name === name)!;
+    const stranger = { ...w('evaluator'), labels: { app: 'someone-else' } };
+    const client = { ...stranger, labels: { 'metaprune.io/client': 'true' } };
+    const grpcPort = (name: string) =>
+      w(name).pod.containers[0]!.ports!.find((p) => p.name === 'grpc')!.containerPort;
+    const allowed = (from: Workload, to: string) =>
+      ingressAllowed(objects, from, w(to), grpcPort(to));
+    expect(allowed(w('controller'), 'weight-generator')).toBe(true);
+    expect(allowed(w('evaluator'), 'weight-generator')).toBe(true);
+    expect(allowed(w('controller'), 'latency-profiler')).toBe(true);
+    expect(allowed(client, 'controller')).toBe(true);
+    expect(allowed(stranger, 'weight-generator')).toBe(false);
+    expect(allowed(stranger, 'controller')).toBe(false);
+    expect(allowed(stranger, 'latency-profiler')).toBe(false);
+    expect(allowed(w('evaluator'), 'controller')).toBe(false);
   });
 });
 
