@@ -3,8 +3,15 @@
  * safe alphabet; paths given relative to a configured root must stay inside it (after
  * resolving "..", and after following symbolic links of the parts that already exist).
  */
-import { isAbsolute, resolve } from 'node:path';
-import { InvalidArgumentError, isInside, realpathOfExisting } from '@metaprune/runtime';
+import { constants } from 'node:fs';
+import { access, mkdir, rm, writeFile } from 'node:fs/promises';
+import { isAbsolute, join, resolve } from 'node:path';
+import {
+  FailedPreconditionError,
+  InvalidArgumentError,
+  isInside,
+  realpathOfExisting,
+} from '@metaprune/runtime';
 
 /**
  * Ids of PruningNets and jobs: letters, digits, ".", "_", "-"; 1-128 chars; starting with a
@@ -65,4 +72,28 @@ export function requireName(field: string, value: string): string {
     );
   }
   return value;
+}
+
+/**
+ * Creates `dir` if needed and checks that this process can write into it: a read-only or
+ * foreign-owned root is FAILED_PRECONDITION before a job is accepted, instead of a job that
+ * fails later with a misleading ENOENT (or an INTERNAL export).
+ */
+export async function requireWritable(dir: string, what: string): Promise<void> {
+  try {
+    await mkdir(dir, { recursive: true });
+    // access() alone would pass for root on a read-only directory: create a file
+    await access(dir, constants.W_OK | constants.X_OK);
+    const probe = join(dir, `.write-probe-${process.pid}-${Date.now()}`);
+    await writeFile(probe, '', { flag: 'wx' });
+    await rm(probe, { force: true });
+  } catch (err) {
+    const code = (err as { code?: string }).code ?? '';
+    if (['EACCES', 'EPERM', 'EROFS', 'ENOTDIR', 'EEXIST', 'ENOSPC'].includes(code)) {
+      throw new FailedPreconditionError(`${what} ${dir} is not writable (${code})`, {
+        cause: err,
+      });
+    }
+    throw err;
+  }
 }

@@ -4,7 +4,7 @@
  * @metaprune/runtime's toGrpcStatus.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
+import { readdir, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Metadata } from '@grpc/grpc-js';
 import { buildNetwork, countCost, type Encoding, geneChannels } from '@metaprune/core';
@@ -32,7 +32,7 @@ import {
 import type { KV } from '@nats-io/kv';
 import type { PruningNetCache } from './cache.js';
 import { decodeRecord, isTerminal, type JobManager, type StartJobInput } from './jobs.js';
-import { requireId, requireName, resolveInside } from './paths.js';
+import { requireId, requireName, requireWritable, resolveInside } from './paths.js';
 import type { CheckpointStore, StoredVersion } from './store.js';
 import type { Exporter } from './types.js';
 import {
@@ -203,6 +203,9 @@ export class WeightGeneratorHandlers {
         config: v.manifest.meta.config,
       };
     }
+    // the job will write checkpoints: refuse now, not after it was accepted
+    await requireWritable(this.deps.store.pruningnetsDir, 'the checkpoint root');
+    await requireWritable(this.deps.store.jobsDir, 'the checkpoint root');
     const job = await this.deps.jobs.start({
       resolved,
       displayName: req.displayName,
@@ -363,7 +366,7 @@ export class WeightGeneratorHandlers {
     const target = join(outDir, name);
     // re-check with the name joined (a symbolic link named like the export must not lead out)
     resolveInside(this.deps.exportRoot, join(req.outputDir, name), 'name');
-    await mkdir(outDir, { recursive: true });
+    await requireWritable(outDir, 'the export directory');
     const tmp = join(outDir, `.${name}.tmp-${randomBytes(4).toString('hex')}`);
     try {
       const meta = v.manifest.meta;

@@ -3,7 +3,7 @@
  * 127.0.0.1:0, training in a real child process running the engine on Fashion-MNIST
  * (a tiny MobileNetV2 and a few steps per epoch, so it stays quick on two cores).
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type ServiceError, status } from '@grpc/grpc-js';
@@ -436,6 +436,21 @@ describe('weight generator service', () => {
       expect(fieldOf(err)).toBe(field);
     }
     expect(existsSync(join(tmp.path, 'outside'))).toBe(false);
+    // an output directory that cannot be written: FAILED_PRECONDITION before exporting
+    writeFileSync(join(root, 'blocked'), 'a file, not a directory');
+    const blocked = await grpcError(
+      unary(
+        client,
+        client.exportNetwork,
+        weightgen.ExportNetworkRequest.fromPartial({
+          pruningnetId,
+          encoding: { genes: enc },
+          outputDir: 'blocked/sub',
+        }),
+      ),
+    );
+    expect(blocked.code).toBe(status.FAILED_PRECONDITION);
+    expect(blocked.details).toMatch(/export directory .* is not writable/);
   });
 
   it('refuses a corrupted checkpoint version with DATA_LOSS and keeps serving the last good one', async () => {

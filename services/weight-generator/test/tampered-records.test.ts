@@ -3,15 +3,21 @@
  * with path-like ids or a paused checkpoint outside the checkpoint root are refused at
  * recovery and reported, and nothing they name is deleted (real nats-server, real service).
  */
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { weightgen } from '@metaprune/proto';
+import { type ServiceError, status } from '@grpc/grpc-js';
+import { common, weightgen } from '@metaprune/proto';
 import { createLogger, NATS_NAMES, openKv } from '@metaprune/runtime';
 import { type NatsServerHandle, startNatsServer, tempDir } from '@metaprune/testkit';
 import { jetstream } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startWeightGenerator, type WeightGeneratorHandle } from '../src/index.js';
+import {
+  startWeightGenerator,
+  unary,
+  type WeightGeneratorHandle,
+  weightGeneratorClient,
+} from '../src/index.js';
 
 const { TrainingState } = weightgen;
 
@@ -89,6 +95,31 @@ describe('weight generator recovery with tampered job records', () => {
     expect(rejected.find((r) => r.key === 'job-pn')!.reason).toMatch(/pruningnet id/);
     expect(rejected.find((r) => r.key === 'job-init')!.reason).toMatch(/initFrom/);
     expect(wg.jobs.list()).toEqual([]); // none loaded, none queued
+
+    // an unwritable checkpoint root: StartTraining is refused before a job is accepted
+    rmSync(wg.store.jobsDir, { recursive: true });
+    writeFileSync(wg.store.jobsDir, 'not a directory');
+    const client = weightGeneratorClient(wg.address);
+    try {
+      const err = await unary(client, client.startTraining, {
+        config: weightgen.TrainingConfig.fromPartial({
+          network: {
+            family: common.NetworkFamily.MOBILENET_V2,
+            preset: common.NetworkPreset.SMALL,
+          },
+          dataset: 'fashion-mnist',
+          epochs: 1,
+        }),
+        displayName: '',
+        resumePruningnetId: '',
+      }).catch((e: ServiceError) => e);
+      expect((err as ServiceError).code).toBe(status.FAILED_PRECONDITION);
+      expect((err as ServiceError).details).toMatch(/checkpoint root .* is not writable/);
+      expect(wg.jobs.list()).toEqual([]);
+    } finally {
+      client.close();
+      rmSync(wg.store.jobsDir);
+    }
     // a shutdown (which pauses and cleans up running jobs) still touches none of them
     await wg.shutdown();
     wg = undefined;
