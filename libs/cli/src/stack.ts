@@ -19,7 +19,12 @@ import {
 import { createRequire } from 'node:module';
 import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { type NatsRole, natsAuthorizationBlock, waitForServing } from '@metaprune/runtime';
+import {
+  type NatsRole,
+  natsAuthorizationBlock,
+  SUPERVISED_ENV,
+  waitForServing,
+} from '@metaprune/runtime';
 import { type NatsServerHandle, startNatsServer } from '@metaprune/testkit';
 import {
   loadOrCreateSecrets,
@@ -41,6 +46,12 @@ const PACKAGES: Record<ServiceName, string> = {
 export function serviceMain(name: ServiceName): string {
   const require = createRequire(import.meta.url);
   return join(dirname(require.resolve(PACKAGES[name])), 'main.js');
+}
+
+/** The built nats-guardian.js next to this package's entry (also from sources in tests). */
+function guardianMain(): string {
+  const require = createRequire(import.meta.url);
+  return join(dirname(require.resolve('@metaprune/cli')), 'nats-guardian.js');
 }
 
 /** $METAPRUNE_HOME, else ~/.metaprune: stack file, logs, checkpoints, exports. */
@@ -121,10 +132,14 @@ const MAX_LINES = 200;
  */
 export async function startService(o: StartServiceOptions): Promise<ServiceProcess> {
   const main = serviceMain(o.name);
+  // stdin: a pipe this process never writes; when it dies (even by SIGKILL) the kernel
+  // closes it and the service shuts down instead of living on (runtime's service-main)
   const child: ChildProcess = spawn(process.execPath, [main], {
-    env: { ...process.env, ...o.env },
-    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...o.env, [SUPERVISED_ENV]: '1' },
+    stdio: ['pipe', 'pipe', 'pipe'],
   });
+  child.stdin?.on('error', () => {});
+  (child.stdin as { unref?: () => void } | null)?.unref?.();
   const lines: string[] = [];
   let log: WriteStream | undefined;
   if (o.logFile) {
@@ -226,6 +241,8 @@ export interface StackOptions {
    * (default: a temporary store, as tests want a fresh server).
    */
   persistNats?: boolean;
+  /** Run the spawned nats-server under a guardian that ends it with this process (up). */
+  guardNats?: boolean;
   /** Use this NATS server instead of spawning one. */
   natsUrl?: string;
   /** Checkpoints, exports, logs (default metapruneHome()). */
@@ -264,6 +281,11 @@ export interface Stack {
   readonly evaluators: ServiceProcess[];
   /** Starts (another) evaluator; it is added to `evaluators`. */
   addEvaluator(): Promise<ServiceProcess>;
+  /**
+   * Starts a crashed weight generator, latency profiler or controller again on the port it
+   * had (killing it first if it still runs); replaces it in the stack.
+   */
+  restart(name: Exclude<ServiceName, 'evaluator'>): Promise<ServiceProcess>;
   /** Starts the controller again (after it was killed); replaces `controller`. */
   restartController(): Promise<ServiceProcess>;
   /** SIGTERM everything (evaluators, controller, latency profiler, weight generator, nats). */
@@ -304,6 +326,9 @@ export async function startStack(o: StackOptions = {}): Promise<Stack> {
       chmodSync(conf, 0o600);
       nats = await startNatsServer({
         jetstream: true,
+        // ended with this process even when it is SIGKILLed (see nats-guardian.ts); not for
+        // tests that SIGKILL the server itself (the guardian would die instead)
+        ...(o.guardNats ? { launcher: [process.execPath, guardianMain()] } : {}),
         ...(o.persistNats ? { storeDir: join(home, 'nats') } : {}),
         extraArgs: ['-c', conf],
       });
@@ -317,7 +342,7 @@ export async function startStack(o: StackOptions = {}): Promise<Stack> {
     // mutating RPCs need the stack's token; in-process clients (pipelines, tests) send it
     // through METAPRUNE_TOKEN like the CLI does
     process.env['METAPRUNE_TOKEN'] ||= secrets.token;
-    const weightGenerator = await launch('weight-generator', 0, {
+    const wgEnv: Record<string, string> = {
       WEIGHTGEN_AUTH_TOKEN: secrets.token,
       ...natsAuth('WEIGHTGEN_', 'weight-generator'),
       WEIGHTGEN_PORT: '0',
@@ -325,17 +350,17 @@ export async function startStack(o: StackOptions = {}): Promise<Stack> {
       WEIGHTGEN_CHECKPOINT_ROOT: join(home, 'checkpoints'),
       WEIGHTGEN_EXPORT_ROOT: join(home, 'exports'),
       WEIGHTGEN_LOG_LEVEL: logLevel,
-    });
-    const latencyProfiler =
-      o.latencyProfiler === false
-        ? undefined
-        : await launch('latency-profiler', 0, {
-            LATENCY_PROFILER_REGISTRATION_TOKEN: secrets.token,
-            ...natsAuth('LATENCY_PROFILER_', 'latency-profiler'),
-            LATENCY_PROFILER_PORT: '0',
-            LATENCY_PROFILER_NATS_URL: serverUrl!,
-            LATENCY_PROFILER_LOG_LEVEL: logLevel,
-          });
+    };
+    let weightGenerator = await launch('weight-generator', 0, wgEnv);
+    const lpEnv: Record<string, string> = {
+      LATENCY_PROFILER_REGISTRATION_TOKEN: secrets.token,
+      ...natsAuth('LATENCY_PROFILER_', 'latency-profiler'),
+      LATENCY_PROFILER_PORT: '0',
+      LATENCY_PROFILER_NATS_URL: serverUrl!,
+      LATENCY_PROFILER_LOG_LEVEL: logLevel,
+    };
+    let latencyProfiler =
+      o.latencyProfiler === false ? undefined : await launch('latency-profiler', 0, lpEnv);
     const controllerEnv: Record<string, string> = {
       CONTROLLER_AUTH_TOKEN: secrets.token,
       ...natsAuth('CONTROLLER_', 'controller'),
@@ -382,8 +407,12 @@ export async function startStack(o: StackOptions = {}): Promise<Stack> {
       secrets,
       nats,
       home,
-      weightGenerator,
-      latencyProfiler,
+      get weightGenerator() {
+        return weightGenerator;
+      },
+      get latencyProfiler() {
+        return latencyProfiler;
+      },
       get controller() {
         return controller;
       },
@@ -399,6 +428,29 @@ export async function startStack(o: StackOptions = {}): Promise<Stack> {
         controller = await launch('controller', 0, controllerEnv);
         writeFile();
         return controller;
+      },
+      async restart(name) {
+        // on the port it had: the other services and the stack file keep their addresses
+        const portOf = (p: ServiceProcess) => p.address.split(':').pop()!;
+        if (name === 'weight-generator') {
+          await weightGenerator.kill('SIGKILL');
+          wgEnv['WEIGHTGEN_PORT'] = portOf(weightGenerator);
+          weightGenerator = await launch('weight-generator', 0, wgEnv);
+          return weightGenerator;
+        }
+        if (name === 'latency-profiler' && latencyProfiler) {
+          await latencyProfiler.kill('SIGKILL');
+          lpEnv['LATENCY_PROFILER_PORT'] = portOf(latencyProfiler);
+          latencyProfiler = await launch('latency-profiler', 0, lpEnv);
+          return latencyProfiler;
+        }
+        if (name === 'controller') {
+          await controller.kill('SIGKILL');
+          controllerEnv['CONTROLLER_PORT'] = portOf(controller);
+          controller = await launch('controller', 0, controllerEnv);
+          return controller;
+        }
+        throw new Error(`cannot restart ${name}`);
       },
       stop() {
         stopping ??= (async () => {

@@ -18,6 +18,10 @@ export const upHelp = `metaprune up [--evaluators N] [--nats URL] [--home DIR] [
   --home   checkpoints, exports, logs and stack.json (default $METAPRUNE_HOME or ~/.metaprune)
   --console-port  port of the web console (default ${DEFAULT_PORTS.console}; a free one if taken; 0 = any)`;
 
+/** A service crashing more often than this within the window stops the stack. */
+const MAX_RESTARTS = 5;
+const RESTART_WINDOW_MS = 5 * 60_000;
+
 export async function upCommand(argv: string[]): Promise<number> {
   const v = parseFlags(argv, {
     evaluators: { type: 'string' },
@@ -56,6 +60,7 @@ export async function upCommand(argv: string[]): Promise<number> {
       home,
       writeStackFile: true,
       persistNats: true,
+      guardNats: true,
       stackFile: str(v, 'home') !== undefined ? stackFilePath(home) : stackFilePath(),
       logLevel,
       ...(verbose
@@ -132,6 +137,7 @@ export async function upCommand(argv: string[]): Promise<number> {
   ];
   let exitCode = 0;
   let shuttingDown = false;
+  const crashes = new Map<string, number[]>();
   const done = new Promise<void>((resolveDone) => {
     const shutdown = (why: string) => {
       if (shuttingDown) return;
@@ -167,9 +173,30 @@ export async function upCommand(argv: string[]): Promise<number> {
           } catch (err) {
             process.stderr.write(`could not restart the evaluator: ${(err as Error).message}\n`);
           }
-        } else {
+          return;
+        }
+        // other services: restarted on their port with a growing delay; a service that keeps
+        // crashing (MAX_RESTARTS within RESTART_WINDOW_MS) stops the stack
+        const now = Date.now();
+        const recent = (crashes.get(p.name) ?? []).filter((t) => now - t < RESTART_WINDOW_MS);
+        recent.push(now);
+        crashes.set(p.name, recent);
+        if (recent.length > MAX_RESTARTS) {
           exitCode = 1;
-          shutdown(`${p.name} stopped`);
+          shutdown(`${p.name} crashed ${recent.length} times within ${RESTART_WINDOW_MS / 1000} s`);
+          return;
+        }
+        const delay = Math.min(1000 * 2 ** (recent.length - 1), 30_000);
+        process.stderr.write(`restarting ${p.name} in ${delay / 1000} s\n`);
+        await new Promise((r) => setTimeout(r, delay));
+        if (shuttingDown) return;
+        try {
+          const again = await stack.restart(p.name as Exclude<typeof p.name, 'evaluator'>);
+          process.stderr.write(`${p.name} restarted at ${again.address}\n`);
+          watch(again);
+        } catch (err) {
+          exitCode = 1;
+          shutdown(`could not restart ${p.name}: ${(err as Error).message}`);
         }
       });
     };
