@@ -8,13 +8,18 @@ import { natsUrlWithCredentials, secretsPath } from '../secrets.js';
 import { metapruneHome, type Stack, stackFilePath, startStack } from '../stack.js';
 
 export const upHelp = `metaprune up [--evaluators N] [--nats URL] [--home DIR] [--console-port P] [--log-level L] [--verbose]
-  Starts the stack on this machine: nats-server with JetStream on a free loopback port and
-  a temporary store (unless --nats names a server), the weight generator, the latency
-  profiler, the controller (connected to it, for latency budgets) and N evaluator processes
+  Starts the stack on this machine: nats-server with JetStream on a free loopback port
+  (unless --nats names a server; nats://user:pass@host:port is accepted), the weight
+  generator, the latency profiler, the controller (connected to it, for latency budgets) and N evaluator processes
   (default: one per core). Waits until every service reports SERVING, prints the endpoints
   and a line "ready", and writes them to <home>/stack.json so that \`metaprune search\`,
   \`train --remote\`, \`profile\` and \`latency\` find the stack without flags.
   Ctrl-C / SIGTERM shuts everything down cleanly.
+  Secure by default: NATS requires one generated user per service (subject permissions),
+  every mutating call needs the generated token, the console needs it for writes; all of
+  them in <home>/secrets.json (0600). The NATS store persists in <home>/nats. A crashed
+  service is restarted on its address (with backoff); the services end with \`up\`, even
+  when it is killed.
   --home   checkpoints, exports, logs and stack.json (default $METAPRUNE_HOME or ~/.metaprune)
   --console-port  port of the web console (default ${DEFAULT_PORTS.console}; a free one if taken; 0 = any)`;
 
