@@ -155,7 +155,7 @@ describe('overlays', () => {
     for (const [name, objects] of rendered) {
       const secrets = objects.filter((o) => o.kind === 'Secret').map((o) => o.metadata.name);
       expect(secrets, name).toEqual(
-        name === 'local' ? ['metaprune-nats-auth', 'metaprune-tokens'] : [],
+        name === 'local' ? ['metaprune-nats-auth', 'metaprune-tokens', 'metaprune-tls'] : [],
       );
     }
     for (const secret of EXTERNAL_SECRETS) {
@@ -249,6 +249,12 @@ describe('manifests agree with the services', () => {
       const token = container(objects, service).env.find((e: { name: string }) => e.name === name);
       expect(token?.valueFrom.secretKeyRef, name).toEqual({ name: 'metaprune-tokens', key });
     }
+    // mutual TLS on every service (the evaluator: as a client)
+    for (const s of SERVICES) {
+      const data = get(objects, 'ConfigMap', `${s.name}-config`).data;
+      expect(data[`${s.envPrefix}TLS_CERT`], s.name).toBe('/etc/metaprune/tls/tls.crt');
+      expect(data[`${s.envPrefix}TLS_CA`], s.name).toBe('/etc/metaprune/tls/ca.crt');
+    }
     const nats = get(objects, 'StatefulSet', 'nats').spec.template.spec.containers[0];
     for (const role of NATS_ROLES) {
       const v = `NATS_PASSWORD_${role.toUpperCase().replace(/-/g, '_')}`;
@@ -289,6 +295,20 @@ describe('the checks catch broken manifests', () => {
         container(o, 'controller').readinessProbe.grpc.port = 50051;
       },
       /readinessProbe port 50051 is not a declared container port/,
+    ],
+    [
+      'a probe on the mutual-TLS port (the kubelet has no client certificate)',
+      (o) => {
+        container(o, 'weight-generator').livenessProbe.grpc.port = 50051;
+      },
+      /weight-generator.*livenessProbe must be a gRPC probe on the health port 50060/,
+    ],
+    [
+      'TLS without a plaintext health port',
+      (o) => {
+        delete get(o, 'ConfigMap', 'controller-config').data.CONTROLLER_HEALTH_PORT;
+      },
+      /TLS is on \(tlsCert\) but no healthPort is set/,
     ],
     [
       'missing limits',
