@@ -3,6 +3,7 @@
  * (searches, training jobs, queue, devices, exports), and for the selected search its
  * Pareto plot, winners and a candidate's per-layer widths, refreshed as the search runs.
  */
+
 import type { TableView } from '../src/hub.js';
 import type {
   CandidateView,
@@ -22,6 +23,7 @@ import {
   pct,
   widthsSvg,
 } from './plot.js';
+import { consoleFetch } from './token.js';
 
 const $ = (id: string) => document.getElementById(id) as HTMLElement;
 
@@ -48,39 +50,8 @@ const state: State = {
     : {}),
 };
 
-// The console's access token (\`metaprune up\` keeps it in <home>/secrets.json as "token"):
-// taken once from a "#token=..." link into this tab's storage, asked for when a write is
-// refused with 401, and sent with every write.
-const TOKEN_STORE = 'metaprune-console-token';
-if (location.hash.startsWith('#token=')) {
-  sessionStorage.setItem(TOKEN_STORE, decodeURIComponent(location.hash.slice(7)));
-  history.replaceState(null, '', location.pathname + location.search);
-}
-
-function withConsoleToken(init: RequestInit | undefined): RequestInit | undefined {
-  const token = sessionStorage.getItem(TOKEN_STORE);
-  if (!init?.method || init.method === 'GET' || !token) return init;
-  return {
-    ...init,
-    headers: { ...(init.headers as Record<string, string>), 'x-metaprune-token': token },
-  };
-}
-
 async function api<T>(path: string, init?: RequestInit): Promise<T> {
-  let res = await fetch(path, withConsoleToken(init));
-  if (
-    res.status === 401 &&
-    init?.method === 'POST' &&
-    !(init.headers as Record<string, string>)?.authorization
-  ) {
-    const token = window.prompt(
-      'This console needs its access token ("token" in the secrets.json of metaprune up):',
-    );
-    if (token) {
-      sessionStorage.setItem(TOKEN_STORE, token.trim());
-      res = await fetch(path, withConsoleToken(init));
-    }
-  }
+  const res = await consoleFetch(path, init);
   const body = (await res.json().catch(() => ({}))) as { error?: string };
   if (!res.ok) throw new Error(body.error ?? `${res.status} ${res.statusText}`);
   return body as T;

@@ -10,6 +10,7 @@
  * layer's ops is its latency. webgl is not offered: its kernels run asynchronously on the
  * GPU and per-layer wall times would only measure the dispatch.
  */
+
 import {
   buildNetwork,
   type Encoding,
@@ -40,6 +41,7 @@ import {
 } from '../../../libs/engine/src/latency/context.js';
 import { NetworkRunner } from '../../../libs/engine/src/latency/ops.js';
 import type { DeviceView } from '../src/views.js';
+import { consoleFetch } from './token.js';
 
 const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T;
 const input = (id: string) => $<HTMLInputElement>(id);
@@ -61,39 +63,8 @@ function setProgress(fraction: number, status: string): void {
   $('status').textContent = status;
 }
 
-// The console's access token (\`metaprune up\` keeps it in <home>/secrets.json as "token"):
-// taken once from a "#token=..." link into this tab's storage, asked for when a write is
-// refused with 401, and sent with every write.
-const TOKEN_STORE = 'metaprune-console-token';
-if (location.hash.startsWith('#token=')) {
-  sessionStorage.setItem(TOKEN_STORE, decodeURIComponent(location.hash.slice(7)));
-  history.replaceState(null, '', location.pathname + location.search);
-}
-
-function withConsoleToken(init: RequestInit | undefined): RequestInit | undefined {
-  const token = sessionStorage.getItem(TOKEN_STORE);
-  if (!init?.method || init.method === 'GET' || !token) return init;
-  return {
-    ...init,
-    headers: { ...(init.headers as Record<string, string>), 'x-metaprune-token': token },
-  };
-}
-
 async function api<T>(path: string, init?: RequestInit): Promise<T> {
-  let res = await fetch(path, withConsoleToken(init));
-  if (
-    res.status === 401 &&
-    init?.method === 'POST' &&
-    !(init.headers as Record<string, string>)?.authorization
-  ) {
-    const token = window.prompt(
-      'This console needs its access token ("token" in the secrets.json of metaprune up):',
-    );
-    if (token) {
-      sessionStorage.setItem(TOKEN_STORE, token.trim());
-      res = await fetch(path, withConsoleToken(init));
-    }
-  }
+  const res = await consoleFetch(path, init);
   const body = (await res.json().catch(() => ({}))) as { error?: string; field?: string };
   if (!res.ok) {
     throw new Error(

@@ -10,7 +10,7 @@
  *   overwritten; the version -> object mapping lives in the device record).
  */
 
-import { NATS_NAMES, openKv } from '@metaprune/runtime';
+import { LATENCY_TABLES_BUCKET, NATS_NAMES, openKv } from '@metaprune/runtime';
 import type { JetStreamClient } from '@nats-io/jetstream';
 import { jetstream } from '@nats-io/jetstream';
 import type { KV } from '@nats-io/kv';
@@ -18,8 +18,8 @@ import { type ObjectStore, Objm } from '@nats-io/obj';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { parseDeviceRecord } from './integrity.js';
 
-/** Bucket of the stored tables. */
-export const TABLES_BUCKET = 'metaprune_latency_tables';
+/** Bucket of the stored tables (named in runtime, next to the NATS permissions for it). */
+export const TABLES_BUCKET = LATENCY_TABLES_BUCKET;
 
 /** One stored version of a table. */
 export interface TableVersionRecord {
