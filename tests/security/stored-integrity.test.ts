@@ -108,8 +108,11 @@ describe('stored latency data is validated on read', () => {
     const rec = (await store.getDevice(id))!;
     const object = Object.values(rec.tables)[0]!.versions[0]!.object;
     // bytes replaced behind the profiler's back (the checksum catches it)
-    const nan = table();
-    nan.rows = nan.rows.map((r) => ({ ...r, medianMs: Number.NaN }));
+    const good = table();
+    const nan: LatencyTable = {
+      ...good,
+      rows: good.rows.map((r) => ({ ...r, medianMs: Number.NaN })),
+    };
     await store.putTable(object, new TextEncoder().encode('garbage, not a protobuf table'));
     expect(await codeOf(client.getTable(id, KEY))).toBe(status.DATA_LOSS);
 

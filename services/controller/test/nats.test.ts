@@ -418,7 +418,12 @@ describe('controller over NATS JetStream with evaluator workers', () => {
       pruningnetVersion: PN.version,
       network: networkFromProto(NET),
       networkProto: NET,
-      settings: resolveEvaluationSettings({ recalibrationBatches: 1, batchSize: 8, seed: 1234 }),
+      settings: resolveEvaluationSettings({
+        recalibrationBatches: 1,
+        batchSize: 8,
+        validationImages: 0,
+        seed: 1234,
+      }),
       data: PN.data,
     };
     const cand = {
@@ -457,9 +462,15 @@ describe('controller over NATS JetStream with evaluator workers', () => {
 
   it('an evaluator refuses a job whose id is not the digest of its content', async () => {
     await stopWorkers();
-    const [{ ev }] = await workers(1);
+    const [first] = await workers(1);
+    const ev = first!.ev;
     const js = jetstream(nc);
-    const settings = resolveEvaluationSettings({ recalibrationBatches: 1, batchSize: 8 });
+    const settings = resolveEvaluationSettings({
+      recalibrationBatches: 1,
+      batchSize: 8,
+      validationImages: 0,
+      seed: 0,
+    });
     const genuine = Array.from({ length: PN.geneCount }, () => 3);
     const ctx = {
       pruningnetId: PN.pruningnetId,
