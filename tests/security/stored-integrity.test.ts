@@ -5,13 +5,7 @@
  * filled with NaN is refused with DATA_LOSS, never served or answered with INTERNAL.
  */
 import { status } from '@grpc/grpc-js';
-import {
-  buildNetwork,
-  type LatencyTable,
-  networkFingerprint,
-  planLatencyTable,
-  tiedChannels,
-} from '@metaprune/core';
+import { buildNetwork, type LatencyTable } from '@metaprune/core';
 import {
   LatencyProfilerClient,
   type LatencyProfilerHandle,
@@ -21,7 +15,7 @@ import {
 } from '@metaprune/latency-profiler';
 import { latency } from '@metaprune/proto';
 import { connectNats, NATS_NAMES, nullLogger, openKv } from '@metaprune/runtime';
-import { type NatsServerHandle, startNatsServer } from '@metaprune/testkit';
+import { type NatsServerHandle, startNatsServer, syntheticLatencyTable } from '@metaprune/testkit';
 import { jetstream } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -29,35 +23,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 const NET = buildNetwork({ family: 'mobilenetv1', preset: 'small', width: 0.1, inputSize: 16 });
 const KEY = { network: NET.spec, backend: 'wasm', batchSize: 1 };
 
-function table(): LatencyTable {
-  const plan = planLatencyTable(NET, { points: 2 });
-  return {
-    network: NET.spec,
-    fingerprint: networkFingerprint(NET),
-    backend: 'wasm',
-    batchSize: 1,
-    constantMs: 0.05,
-    warmupRuns: 1,
-    interpolated: plan.interpolated,
-    measuredAt: new Date().toISOString(),
-    rows: plan.units.flatMap((u) =>
-      u.cins.flatMap((cin) =>
-        (tiedChannels(u.layer) ? [cin] : u.couts).map((cout) => ({
-          layer: u.layer.name,
-          kind: u.layer.kind,
-          kernel: u.layer.kernel,
-          stride: u.layer.stride,
-          inSize: u.layer.inSize,
-          cin,
-          cout,
-          medianMs: 0.001 * (1 + (cin * cout) / 64),
-          spreadMs: 0.0001,
-          repeats: 3,
-        })),
-      ),
-    ),
-  };
-}
+const table = (): LatencyTable => syntheticLatencyTable(NET);
 
 const codeOf = (p: Promise<unknown>) =>
   p.then(

@@ -105,6 +105,24 @@ function request(seed: number, over: StartReq = {}) {
   });
 }
 
+/** The pool context of a search on PN (what the manager builds for a StartSearch). */
+function poolContext(searchId: string, validationImages: number, seed: number): PoolContext {
+  return {
+    searchId,
+    pruningnetId: PN.pruningnetId,
+    pruningnetVersion: PN.version,
+    network: networkFromProto(NET),
+    networkProto: NET,
+    settings: resolveEvaluationSettings({
+      recalibrationBatches: 1,
+      batchSize: 8,
+      validationImages,
+      seed,
+    }),
+    data: PN.data,
+  };
+}
+
 describe('controller over NATS JetStream with evaluator workers', () => {
   let server: NatsServerHandle;
   let nc: NatsConnection;
@@ -351,20 +369,7 @@ describe('controller over NATS JetStream with evaluator workers', () => {
     const { ev } = await controllerInstance();
     const js = jetstream(nc);
     const memo = new KvMemoStore(await openKv(js, NATS_NAMES.memoBucket));
-    const ctx: PoolContext = {
-      searchId: 's-progress',
-      pruningnetId: PN.pruningnetId,
-      pruningnetVersion: PN.version,
-      network: networkFromProto(NET),
-      networkProto: NET,
-      settings: resolveEvaluationSettings({
-        recalibrationBatches: 1,
-        batchSize: 8,
-        validationImages: 16,
-        seed: 99,
-      }),
-      data: PN.data,
-    };
+    const ctx = poolContext('s-progress', 16, 99);
     const [a, b, c, d] = [1, 2, 3, 4].map((k) => ({
       encoding: Array.from({ length: PN.geneCount }, (_, i) => (i * k + k) % 30),
       cost: { macs: 1, params: 1 },
@@ -412,20 +417,7 @@ describe('controller over NATS JetStream with evaluator workers', () => {
     const { ev } = await controllerInstance();
     const js = jetstream(nc);
     const memo = new KvMemoStore(await openKv(js, NATS_NAMES.memoBucket));
-    const ctx: PoolContext = {
-      searchId: 's-forged',
-      pruningnetId: PN.pruningnetId,
-      pruningnetVersion: PN.version,
-      network: networkFromProto(NET),
-      networkProto: NET,
-      settings: resolveEvaluationSettings({
-        recalibrationBatches: 1,
-        batchSize: 8,
-        validationImages: 0,
-        seed: 1234,
-      }),
-      data: PN.data,
-    };
+    const ctx = poolContext('s-forged', 0, 1234);
     const cand = {
       encoding: Array.from({ length: PN.geneCount }, (_, i) => (i * 7 + 5) % 30),
       cost: { macs: 1, params: 1 },
@@ -465,20 +457,8 @@ describe('controller over NATS JetStream with evaluator workers', () => {
     const [first] = await workers(1);
     const ev = first!.ev;
     const js = jetstream(nc);
-    const settings = resolveEvaluationSettings({
-      recalibrationBatches: 1,
-      batchSize: 8,
-      validationImages: 0,
-      seed: 0,
-    });
+    const ctx = poolContext('s-job', 0, 0);
     const genuine = Array.from({ length: PN.geneCount }, () => 3);
-    const ctx = {
-      pruningnetId: PN.pruningnetId,
-      pruningnetVersion: PN.version,
-      network: networkFromProto(NET),
-      settings,
-      data: PN.data,
-    } as PoolContext;
     // the id of a genuine candidate over another candidate's content: its score would be
     // stored (and memoised) under the genuine candidate's id
     const jobId = jobIdOf(ctx, genuine);
@@ -488,7 +468,7 @@ describe('controller over NATS JetStream with evaluator workers', () => {
       pruningnetVersion: PN.version,
       network: NET,
       encoding: { genes: genuine.map(() => 29) },
-      settings,
+      settings: ctx.settings,
       data: PN.data,
       attempt: 1,
     });

@@ -413,14 +413,8 @@ describe('weight generator service', () => {
       expect(existsSync(join(root, 'team', 'a', 'tiny-pruned', p))).toBe(true);
     }
     expect(model.userDefinedMetadata?.encoding).toEqual(enc);
-    for (const [outputDir, name, field] of [
-      ['../outside', '', 'output_dir'],
-      ['/tmp', '', 'output_dir'],
-      ['a/../../..', '', 'output_dir'],
-      ['', '../x', 'name'],
-      ['', 'a/b', 'name'],
-    ] as const) {
-      const err = await grpcError(
+    const exportError = (outputDir: string, name: string) =>
+      grpcError(
         unary(
           client,
           client.exportNetwork,
@@ -432,23 +426,21 @@ describe('weight generator service', () => {
           }),
         ),
       );
+    for (const [outputDir, name, field] of [
+      ['../outside', '', 'output_dir'],
+      ['/tmp', '', 'output_dir'],
+      ['a/../../..', '', 'output_dir'],
+      ['', '../x', 'name'],
+      ['', 'a/b', 'name'],
+    ] as const) {
+      const err = await exportError(outputDir, name);
       expect(err.code, `${outputDir} ${name}`).toBe(status.INVALID_ARGUMENT);
       expect(fieldOf(err)).toBe(field);
     }
     expect(existsSync(join(tmp.path, 'outside'))).toBe(false);
     // an output directory that cannot be written: FAILED_PRECONDITION before exporting
     writeFileSync(join(root, 'blocked'), 'a file, not a directory');
-    const blocked = await grpcError(
-      unary(
-        client,
-        client.exportNetwork,
-        weightgen.ExportNetworkRequest.fromPartial({
-          pruningnetId,
-          encoding: { genes: enc },
-          outputDir: 'blocked/sub',
-        }),
-      ),
-    );
+    const blocked = await exportError('blocked/sub', '');
     expect(blocked.code).toBe(status.FAILED_PRECONDITION);
     expect(blocked.details).toMatch(/export directory .* is not writable/);
   });
