@@ -340,8 +340,8 @@ export async function startStack(o: StackOptions = {}): Promise<Stack> {
       });
     }
     // mutating RPCs need the stack's token; in-process clients (pipelines, tests) send it
-    // through METAPRUNE_TOKEN like the CLI does
-    process.env['METAPRUNE_TOKEN'] ||= secrets.token;
+    // through METAPRUNE_TOKEN like the CLI does (this stack's, not one set for another)
+    process.env['METAPRUNE_TOKEN'] = secrets.token;
     const wgEnv: Record<string, string> = {
       WEIGHTGEN_AUTH_TOKEN: secrets.token,
       ...natsAuth('WEIGHTGEN_', 'weight-generator'),
