@@ -5,6 +5,8 @@ export * from './lifecycle.js';
 export * from './log.js';
 export * from './names.js';
 export * from './nats.js';
+export * from './nats-permissions.js';
+export * from './paths.js';
 export * from './security.js';
 export * from './service-main.js';
 export * from './telemetry/index.js';

@@ -1,5 +1,6 @@
 export { isPoisonCandidate, poisonHash, withPoisonCandidates } from './chaos.js';
 export { EVALUATOR_CONFIG } from './config.js';
+export * from './integrity.js';
 export * from './protocol.js';
 export {
   type CandidateEvaluator,

@@ -10,15 +10,16 @@
  *   overwritten; the version -> object mapping lives in the device record).
  */
 
-import { NATS_NAMES, openKv } from '@metaprune/runtime';
+import { LATENCY_TABLES_BUCKET, NATS_NAMES, openKv } from '@metaprune/runtime';
 import type { JetStreamClient } from '@nats-io/jetstream';
 import { jetstream } from '@nats-io/jetstream';
 import type { KV } from '@nats-io/kv';
 import { type ObjectStore, Objm } from '@nats-io/obj';
 import type { NatsConnection } from '@nats-io/transport-node';
+import { parseDeviceRecord } from './integrity.js';
 
-/** Bucket of the stored tables. */
-export const TABLES_BUCKET = 'metaprune_latency_tables';
+/** Bucket of the stored tables (named in runtime, next to the NATS permissions for it). */
+export const TABLES_BUCKET = LATENCY_TABLES_BUCKET;
 
 /** One stored version of a table. */
 export interface TableVersionRecord {
@@ -30,6 +31,8 @@ export interface TableVersionRecord {
   readonly measureTime: string;
   /** ISO time of the upload. */
   readonly uploadTime: string;
+  /** Hex SHA-256 of the stored object, checked on every read (absent in older records). */
+  readonly sha256?: string;
 }
 
 /** Every version of one table key of a device. */
@@ -107,7 +110,7 @@ export class NatsLatencyStore implements LatencyStore {
   async getDevice(deviceId: string): Promise<DeviceRecord | undefined> {
     const e = await this.kv.get(`device.${deviceId}`);
     if (e?.operation !== 'PUT') return undefined;
-    return JSON.parse(dec.decode(e.value)) as DeviceRecord;
+    return parseDeviceRecord(`device.${deviceId}`, e.value);
   }
 
   async deviceIdOf(name: string): Promise<string | undefined> {
@@ -129,7 +132,7 @@ export class NatsLatencyStore implements LatencyStore {
     for (let attempt = 0; ; attempt++) {
       const e = await this.kv.get(`device.${deviceId}`);
       if (e?.operation !== 'PUT') throw new Error(`device ${deviceId} vanished`);
-      const next = change(JSON.parse(dec.decode(e.value)) as DeviceRecord);
+      const next = change(parseDeviceRecord(`device.${deviceId}`, e.value));
       try {
         await this.kv.update(`device.${deviceId}`, enc.encode(JSON.stringify(next)), e.revision);
         return next;
