@@ -4,6 +4,7 @@
  * neighbours only where a rule below allows it, and never a higher floor:
  *
  *   0  libs/core, libs/data, libs/proto, libs/testkit   pure logic, data, contracts, test kit
+ *      (the test kit may import core, data and proto)
  *   1  libs/runtime (transport, telemetry), libs/engine (all tfjs)
  *   2  libs/wire (proto <-> domain, subjects, codecs, clients)
  *   3  services/*        depend on libraries only, never on each other
@@ -47,10 +48,17 @@ module.exports = {
     },
     {
       name: 'floor0-imports-higher-floor',
-      comment: 'core, data, proto and testkit import no other workspace package.',
+      comment: 'core, data and proto import no other workspace package.',
       severity: 'error',
-      from: { path: '^libs/(core|data|proto|testkit)/src/' },
+      from: { path: '^libs/(core|data|proto)/src/' },
       to: { path: '^libs/([^/]+)/', pathNot: '^libs/$1/' },
+    },
+    {
+      name: 'testkit-imports-floor0-only',
+      comment: 'The test kit builds fixtures from core/data/proto only.',
+      severity: 'error',
+      from: { path: '^libs/testkit/src/' },
+      to: { path: '^libs/(runtime|engine|wire|cli)/' },
     },
     {
       name: 'core-is-pure',

@@ -87,7 +87,11 @@ export const REPO_ROOT = join(DEPLOY_DIR, '..');
  * Secrets the operator creates (docs/deploy.md shows how); overlays reference them without
  * shipping them. The local overlay ships development values instead.
  */
-export const EXTERNAL_SECRETS = Object.freeze(['metaprune-nats-auth', 'metaprune-tokens']);
+export const EXTERNAL_SECRETS = Object.freeze([
+  'metaprune-nats-auth',
+  'metaprune-tokens',
+  'metaprune-tls',
+]);
 
 /** The overlays: every directory under deploy/overlays. */
 export function overlayDirs(deployDir: string = DEPLOY_DIR): string[] {

@@ -324,10 +324,21 @@ export function checkServiceConfigs(
         `${at}: listens on ${port} (${spec.portKey}) but container port ${spec.portName} is ${declared?.containerPort ?? 'missing'}`,
       );
     }
+    // with TLS on the main port, the probes use the plaintext health-only port (the kubelet
+    // presents no client certificate); it must be declared too
+    const tls = cfg['tlsCert'] !== undefined && cfg['tlsCert'] !== '';
+    const healthPort = cfg['healthPort'] === undefined ? undefined : Number(cfg['healthPort']);
+    const probePort = tls && healthPort !== undefined ? healthPort : port;
+    if (tls && healthPort === undefined && spec.portKey !== 'healthPort') {
+      problems.push(`${at}: TLS is on (tlsCert) but no healthPort is set for the probes`);
+    }
+    if (probePort !== port && !(c.ports ?? []).some((p) => p.containerPort === probePort)) {
+      problems.push(`${at}: the health port ${probePort} is not a container port`);
+    }
     for (const kind of ['startupProbe', 'readinessProbe', 'livenessProbe'] as const) {
       const probe = c[kind];
-      if (probe && probe.grpc?.port !== port) {
-        problems.push(`${at}: ${kind} must be a gRPC probe on the health port ${port}`);
+      if (probe && probe.grpc?.port !== probePort) {
+        problems.push(`${at}: ${kind} must be a gRPC probe on the health port ${probePort}`);
       }
     }
     if (spec.service) {

@@ -1,19 +1,22 @@
 import { readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { describeSettings, loadConfig } from '@metaprune/runtime';
-import { NATS_NAMES } from '@metaprune/wire';
+import { NATS_NAMES, NATS_ROLES } from '@metaprune/wire';
 import { describe, expect, it } from 'vitest';
 import {
   checkNatsNames,
   checkRendered,
   DEPLOY_DIR,
   EXTERNAL_SECRETS,
+  ingressAllowed,
   type KubeObject,
   overlayDirs,
   REPO_ROOT,
   renderKustomization,
   SERVICES,
   validateSchemas,
+  type Workload,
+  workloads,
 } from '../src/index.js';
 
 const overlays = overlayDirs();
@@ -129,7 +132,9 @@ describe('overlays', () => {
     const objects = render('local');
     for (const s of SERVICES)
       expect(container(objects, s.name).image).toBe(`metaprune/${s.name}:dev`);
-    expect(get(objects, 'Secret', 'metaprune-nats-auth').stringData.user).toBe('metaprune');
+    expect(Object.keys(get(objects, 'Secret', 'metaprune-nats-auth').stringData).sort()).toEqual(
+      NATS_ROLES.map((r) => `${r}-password`).sort(),
+    );
     const wg = get(objects, 'Deployment', 'weight-generator');
     expect(wg.spec.strategy.type).toBe('Recreate');
     const data = wg.spec.template.spec.volumes.find((v: { name: string }) => v.name === 'data');
@@ -150,11 +155,35 @@ describe('overlays', () => {
     const docs = readFileSync(join(REPO_ROOT, 'docs', 'deploy.md'), 'utf8');
     for (const [name, objects] of rendered) {
       const secrets = objects.filter((o) => o.kind === 'Secret').map((o) => o.metadata.name);
-      expect(secrets, name).toEqual(name === 'local' ? ['metaprune-nats-auth'] : []);
+      expect(secrets, name).toEqual(
+        name === 'local' ? ['metaprune-nats-auth', 'metaprune-tokens', 'metaprune-tls'] : [],
+      );
     }
     for (const secret of EXTERNAL_SECRETS) {
       expect(docs).toMatch(new RegExp(`kubectl -n metaprune create secret generic ${secret}`));
     }
+  });
+});
+
+describe('gRPC NetworkPolicies', () => {
+  it('each API answers only its callers (and labelled clients)', () => {
+    const objects = render('gpu');
+    const all = workloads(objects);
+    const w = (name: string) => all.find((x) => x.object.metadata.name === name)!;
+    const stranger = { ...w('evaluator'), labels: { app: 'someone-else' } };
+    const client = { ...stranger, labels: { 'metaprune.io/client': 'true' } };
+    const grpcPort = (name: string) =>
+      w(name).pod.containers[0]!.ports!.find((p) => p.name === 'grpc')!.containerPort;
+    const allowed = (from: Workload, to: string) =>
+      ingressAllowed(objects, from, w(to), grpcPort(to));
+    expect(allowed(w('controller'), 'weight-generator')).toBe(true);
+    expect(allowed(w('evaluator'), 'weight-generator')).toBe(true);
+    expect(allowed(w('controller'), 'latency-profiler')).toBe(true);
+    expect(allowed(client, 'controller')).toBe(true);
+    expect(allowed(stranger, 'weight-generator')).toBe(false);
+    expect(allowed(stranger, 'controller')).toBe(false);
+    expect(allowed(stranger, 'latency-profiler')).toBe(false);
+    expect(allowed(w('evaluator'), 'controller')).toBe(false);
   });
 });
 
@@ -197,30 +226,44 @@ describe('manifests agree with the services', () => {
     }
   });
 
-  it('secret settings come from Secrets: NATS credentials everywhere, tokens optional', () => {
+  it('secret settings come from Secrets: one NATS user per service, tokens required', () => {
     const objects = render('gpu');
     for (const s of SERVICES) {
-      const env = container(objects, s.name).env as { name: string; valueFrom?: Json }[];
-      const ref = (n: string) =>
-        env.find((e) => e.name === `${s.envPrefix}${n}`)?.valueFrom?.secretKeyRef;
-      expect(ref('NATS_USER')).toEqual({ name: 'metaprune-nats-auth', key: 'user' });
-      expect(ref('NATS_PASS')).toEqual({ name: 'metaprune-nats-auth', key: 'password' });
+      const env = container(objects, s.name).env as {
+        name: string;
+        value?: string;
+        valueFrom?: Json;
+      }[];
+      const entry = (n: string) => env.find((e) => e.name === `${s.envPrefix}${n}`);
+      expect(entry('NATS_USER')?.value).toBe(`metaprune-${s.name}`);
+      expect(entry('NATS_PASS')?.valueFrom?.secretKeyRef).toEqual({
+        name: 'metaprune-nats-auth',
+        key: `${s.name}-password`,
+      });
     }
-    const token = container(objects, 'weight-generator').env.find(
-      (e: { name: string }) => e.name === 'WEIGHTGEN_AUTH_TOKEN',
-    );
-    expect(token.valueFrom.secretKeyRef).toEqual({
-      name: 'metaprune-tokens',
-      key: 'weightgen-auth-token',
-      optional: true,
-    });
+    // every mutating RPC is authenticated: the tokens are required, not optional
+    for (const [service, name, key] of [
+      ['weight-generator', 'WEIGHTGEN_AUTH_TOKEN', 'weightgen-auth-token'],
+      ['controller', 'CONTROLLER_AUTH_TOKEN', 'controller-auth-token'],
+      ['latency-profiler', 'LATENCY_PROFILER_REGISTRATION_TOKEN', 'registration-token'],
+    ] as const) {
+      const token = container(objects, service).env.find((e: { name: string }) => e.name === name);
+      expect(token?.valueFrom.secretKeyRef, name).toEqual({ name: 'metaprune-tokens', key });
+    }
+    // mutual TLS on every service (the evaluator: as a client)
+    for (const s of SERVICES) {
+      const data = get(objects, 'ConfigMap', `${s.name}-config`).data;
+      expect(data[`${s.envPrefix}TLS_CERT`], s.name).toBe('/etc/metaprune/tls/tls.crt');
+      expect(data[`${s.envPrefix}TLS_CA`], s.name).toBe('/etc/metaprune/tls/ca.crt');
+    }
     const nats = get(objects, 'StatefulSet', 'nats').spec.template.spec.containers[0];
-    expect(
-      nats.env.find((e: { name: string }) => e.name === 'NATS_PASSWORD').valueFrom.secretKeyRef,
-    ).toEqual({
-      name: 'metaprune-nats-auth',
-      key: 'password',
-    });
+    for (const role of NATS_ROLES) {
+      const v = `NATS_PASSWORD_${role.toUpperCase().replace(/-/g, '_')}`;
+      expect(nats.env.find((e: { name: string }) => e.name === v)?.valueFrom.secretKeyRef).toEqual({
+        name: 'metaprune-nats-auth',
+        key: `${role}-password`,
+      });
+    }
   });
 });
 
@@ -253,6 +296,20 @@ describe('the checks catch broken manifests', () => {
         container(o, 'controller').readinessProbe.grpc.port = 50051;
       },
       /readinessProbe port 50051 is not a declared container port/,
+    ],
+    [
+      'a probe on the mutual-TLS port (the kubelet has no client certificate)',
+      (o) => {
+        container(o, 'weight-generator').livenessProbe.grpc.port = 50051;
+      },
+      /weight-generator.*livenessProbe must be a gRPC probe on the health port 50060/,
+    ],
+    [
+      'TLS without a plaintext health port',
+      (o) => {
+        delete get(o, 'ConfigMap', 'controller-config').data.CONTROLLER_HEALTH_PORT;
+      },
+      /TLS is on \(tlsCert\) but no healthPort is set/,
     ],
     [
       'missing limits',
@@ -343,7 +400,7 @@ describe('the checks catch broken manifests', () => {
           o.findIndex((x) => x.kind === 'Secret'),
           1,
         );
-        container(o, 'controller').env[0].valueFrom.secretKeyRef.name = 'nats-creds';
+        container(o, 'controller').env[1].valueFrom.secretKeyRef.name = 'nats-creds';
       },
       /Secret nats-creds is neither rendered nor a documented external Secret/,
     ],

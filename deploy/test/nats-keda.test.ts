@@ -9,7 +9,13 @@ import { join } from 'node:path';
 import { type CandidateEvaluator, EvaluatorWorker, type WeightSource } from '@metaprune/evaluator';
 import { connectNats } from '@metaprune/runtime';
 import { freePort, type NatsServerHandle, startNatsServer, tempDir } from '@metaprune/testkit';
-import { jobSubject, NATS_NAMES } from '@metaprune/wire';
+import {
+  jobSubject,
+  NATS_NAMES,
+  NATS_ROLES,
+  type NatsRole,
+  natsAuthorizationBlock,
+} from '@metaprune/wire';
 import { jetstream } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -23,6 +29,8 @@ import {
 
 // biome-ignore lint/suspicious/noExplicitAny: walking untyped rendered YAML
 type Json = any;
+
+const passwordVar = (role: NatsRole) => `NATS_PASSWORD_${role.toUpperCase().replace(/-/g, '_')}`;
 
 const objects: KubeObject[] = renderKustomization(join(DEPLOY_DIR, 'overlays', 'local'));
 const get = (kind: string, name: string): Json => {
@@ -85,13 +93,24 @@ afterAll(async () => {
 
 describe('bundled NATS', () => {
   it('every $VARIABLE of nats.conf is provided by the StatefulSet', () => {
-    const vars = [...conf.matchAll(/\$([A-Z_][A-Z0-9_]*)/g)].map((m) => m[1]!);
-    expect(vars.sort()).toEqual(['NATS_PASSWORD', 'NATS_USER', 'POD_NAME']);
+    // variables are unquoted; "$JS.API..." in quoted subject lists are literals
+    const unquoted = conf.replace(/"[^"]*"/g, '""');
+    const vars = [...unquoted.matchAll(/\$([A-Z_][A-Z0-9_]*)/g)].map((m) => m[1]!);
+    expect(vars.sort()).toEqual(['POD_NAME', ...NATS_ROLES.map(passwordVar)].sort());
     const provided = (natsContainer.env as { name: string }[]).map((e) => e.name);
     for (const v of vars) expect(provided).toContain(v);
   });
 
-  it('requires the credentials of the Secret', async () => {
+  it('carries the subject permissions of every role (libs/runtime natsPermissions)', () => {
+    const users = NATS_ROLES.map((role) => ({
+      role,
+      user: `metaprune-${role}`,
+      password: `$${passwordVar(role)}`,
+    }));
+    expect(conf).toContain(natsAuthorizationBlock(users).trimEnd());
+  });
+
+  it('requires the credentials of the Secret, one user per service', async () => {
     await expect(
       connectNats({ servers: server.url, name: 'anonymous', timeoutMs: 2000 }),
     ).rejects.toThrow(/Authorization/i);
@@ -99,16 +118,30 @@ describe('bundled NATS', () => {
       connectNats({
         servers: server.url,
         name: 'wrong',
-        user: secret['user']!,
+        user: 'metaprune-evaluator',
         pass: 'nope',
         timeoutMs: 2000,
       }),
     ).rejects.toThrow(/Authorization/i);
+    // an evaluator may not publish evaluation jobs
+    const ev = await connectNats({
+      servers: server.url,
+      name: 'deploy-test-evaluator',
+      user: 'metaprune-evaluator',
+      pass: secret['evaluator-password']!,
+    });
+    try {
+      await expect(
+        jetstream(ev, { timeout: 2000 }).publish(jobSubject(`e${'f'.repeat(40)}`), 'x'),
+      ).rejects.toThrow(/[Pp]ermission|timeout|TIMEOUT|no responders/);
+    } finally {
+      await ev.close();
+    }
     nc = await connectNats({
       servers: server.url,
       name: 'deploy-test',
-      user: secret['user']!,
-      pass: secret['password']!,
+      user: 'metaprune-admin',
+      pass: secret['admin-password']!,
     });
     expect(nc.info?.jetstream).toBe(true);
   });

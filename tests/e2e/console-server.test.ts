@@ -8,52 +8,26 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Overview } from '@metaprune/console';
-import { type ConsoleHandle, defaultWebRoot, startConsole } from '@metaprune/console';
 import {
-  buildNetwork,
-  type LatencyTable,
-  networkFingerprint,
-  planLatencyTable,
-  tiedChannels,
-} from '@metaprune/core';
+  type ConsoleHandle,
+  defaultWebRoot,
+  type Overview,
+  startConsole,
+} from '@metaprune/console';
+import { buildNetwork, type LatencyTable } from '@metaprune/core';
 import { type LatencyProfilerHandle, startLatencyProfiler } from '@metaprune/latency-profiler';
 import { nullLogger } from '@metaprune/runtime';
-import { freePort, type NatsServerHandle, startNatsServer } from '@metaprune/testkit';
+import {
+  freePort,
+  type NatsServerHandle,
+  startNatsServer,
+  syntheticLatencyTable,
+} from '@metaprune/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const NET = buildNetwork({ family: 'mobilenetv1', preset: 'small', width: 0.1, inputSize: 16 });
 
-/** A well-formed table for NET on a 2-point grid (latency grows with the channels). */
-function table(): LatencyTable {
-  const plan = planLatencyTable(NET, { points: 2 });
-  return {
-    network: NET.spec,
-    fingerprint: networkFingerprint(NET),
-    backend: 'wasm',
-    batchSize: 1,
-    constantMs: 0.05,
-    warmupRuns: 1,
-    interpolated: plan.interpolated,
-    measuredAt: new Date().toISOString(),
-    rows: plan.units.flatMap((u) =>
-      u.cins.flatMap((cin) =>
-        (tiedChannels(u.layer) ? [cin] : u.couts).map((cout) => ({
-          layer: u.layer.name,
-          kind: u.layer.kind,
-          kernel: u.layer.kernel,
-          stride: u.layer.stride,
-          inSize: u.layer.inSize,
-          cin,
-          cout,
-          medianMs: 0.001 * (1 + (cin * cout) / 64),
-          spreadMs: 0.0001,
-          repeats: 3,
-        })),
-      ),
-    ),
-  };
-}
+const table = (): LatencyTable => syntheticLatencyTable(NET);
 
 let nats: NatsServerHandle;
 let lp: LatencyProfilerHandle;

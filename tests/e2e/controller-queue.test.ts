@@ -102,6 +102,24 @@ function request(seed: number, over: StartReq = {}) {
   });
 }
 
+/** The pool context of a search on PN (what the manager builds for a StartSearch). */
+function poolContext(searchId: string, validationImages: number, seed: number): PoolContext {
+  return {
+    searchId,
+    pruningnetId: PN.pruningnetId,
+    pruningnetVersion: PN.version,
+    network: networkFromProto(NET),
+    networkProto: NET,
+    settings: resolveEvaluationSettings({
+      recalibrationBatches: 1,
+      batchSize: 8,
+      validationImages,
+      seed,
+    }),
+    data: PN.data,
+  };
+}
+
 describe('controller over NATS JetStream with evaluator workers', () => {
   let server: NatsServerHandle;
   let nc: NatsConnection;
@@ -348,20 +366,7 @@ describe('controller over NATS JetStream with evaluator workers', () => {
     const { ev } = await controllerInstance();
     const js = jetstream(nc);
     const memo = new KvMemoStore(await openKv(js, NATS_NAMES.memoBucket));
-    const ctx: PoolContext = {
-      searchId: 's-progress',
-      pruningnetId: PN.pruningnetId,
-      pruningnetVersion: PN.version,
-      network: networkFromProto(NET),
-      networkProto: NET,
-      settings: resolveEvaluationSettings({
-        recalibrationBatches: 1,
-        batchSize: 8,
-        validationImages: 16,
-        seed: 99,
-      }),
-      data: PN.data,
-    };
+    const ctx = poolContext('s-progress', 16, 99);
     const [a, b, c, d] = [1, 2, 3, 4].map((k) => ({
       encoding: Array.from({ length: PN.geneCount }, (_, i) => (i * k + k) % 30),
       cost: { macs: 1, params: 1 },
@@ -371,6 +376,8 @@ describe('controller over NATS JetStream with evaluator workers', () => {
       const r = evaluation.EvaluationResult.fromPartial({
         jobId,
         searchId: ctx.searchId,
+        pruningnetId: ctx.pruningnetId,
+        pruningnetVersion: ctx.pruningnetVersion,
         status: evaluation.EvaluationStatus.SUCCEEDED,
         top1: 0.5,
         encoding: { genes: [...e] },
@@ -401,5 +408,78 @@ describe('controller over NATS JetStream with evaluator workers', () => {
     expect(reports.at(-1)).toEqual([4, 4, 1]);
     // the stored results were written to the memo on the way
     expect((await memo.get(jobIdOf(ctx, b!.encoding)))?.top1).toBe(0.5);
+  });
+  it('a forged result (top1 7.5, published first) is refused: the genuine one counts and is memoised', async () => {
+    await stopWorkers();
+    const { ev } = await controllerInstance();
+    const js = jetstream(nc);
+    const memo = new KvMemoStore(await openKv(js, NATS_NAMES.memoBucket));
+    const ctx = poolContext('s-forged', 0, 1234);
+    const cand = {
+      encoding: Array.from({ length: PN.geneCount }, (_, i) => (i * 7 + 5) % 30),
+      cost: { macs: 1, params: 1 },
+    };
+    const jobId = jobIdOf(ctx, cand.encoding);
+    const forged = (over: Partial<evaluation.EvaluationResult>) =>
+      encodeResult(
+        evaluation.EvaluationResult.fromPartial({
+          jobId,
+          pruningnetId: ctx.pruningnetId,
+          pruningnetVersion: ctx.pruningnetVersion,
+          encoding: { genes: cand.encoding },
+          status: evaluation.EvaluationStatus.SUCCEEDED,
+          top1: 7.5,
+          ...over,
+        }),
+      );
+    // the forger answers before any evaluator, under the job id (the dedup key), and again
+    // with a plausible top-1 for another PruningNet version
+    await publishWithMsgId(js, resultSubject(jobId), forged({}), jobId);
+    await publishWithMsgId(
+      js,
+      resultSubject(jobId),
+      forged({ top1: 0.99, pruningnetVersion: 2 }),
+      `${jobId}.x`,
+    );
+    const pool = ev.create(ctx, { generation: () => 0 });
+    const outcome = pool.evaluate([cand]);
+    await workers(1);
+    expect(await outcome).toEqual([{ top1: score(cand.encoding) }]);
+    expect(ev.refusedResults).toBeGreaterThanOrEqual(1);
+    expect((await memo.get(jobId))?.top1).toBe(score(cand.encoding));
+  });
+
+  it('an evaluator refuses a job whose id is not the digest of its content', async () => {
+    await stopWorkers();
+    const [first] = await workers(1);
+    const ev = first!.ev;
+    const js = jetstream(nc);
+    const ctx = poolContext('s-job', 0, 0);
+    const genuine = Array.from({ length: PN.geneCount }, () => 3);
+    // the id of a genuine candidate over another candidate's content: its score would be
+    // stored (and memoised) under the genuine candidate's id
+    const jobId = jobIdOf(ctx, genuine);
+    const job = evaluation.EvaluationJob.fromPartial({
+      jobId,
+      pruningnetId: PN.pruningnetId,
+      pruningnetVersion: PN.version,
+      network: NET,
+      encoding: { genes: genuine.map(() => 29) },
+      settings: ctx.settings,
+      data: PN.data,
+      attempt: 1,
+    });
+    await publishWithMsgId(
+      js,
+      `${NATS_NAMES.jobsSubjectPrefix}.${jobId}`,
+      evaluation.EvaluationJob.encode(job).finish(),
+      jobId,
+    );
+    await expect
+      .poll(async () => (await jsm.streams.info(JOBS_STREAM)).state.messages, { timeout: 10_000 })
+      .toBe(0);
+    expect(ev.calls).toBe(0);
+    const info = await jsm.streams.info(RESULTS_STREAM, { subjects_filter: resultSubject(jobId) });
+    expect(info.state.subjects?.[resultSubject(jobId)] ?? 0).toBe(0);
   });
 });

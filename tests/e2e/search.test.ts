@@ -4,7 +4,7 @@
  * PruningNet trained through the weight generator, searches through gRPC.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { type Stack, startStack, type TrainedPruningNet, trainOnStack } from '@metaprune/cli';
@@ -336,6 +336,10 @@ describe('metaprune up', () => {
       expect(stdout).toMatch(/^weight-generator\s+127\.0\.0\.1:\d+$/m);
       expect(stdout).toMatch(/^nats\s+nats:\/\/127\.0\.0\.1:\d+$/m);
       expect(existsSync(join(home, 'stack.json'))).toBe(true);
+      // secure by default: generated credentials and token, owner-only files
+      expect(statSync(join(home, 'stack.json')).mode & 0o777).toBe(0o600);
+      expect(statSync(join(home, 'secrets.json')).mode & 0o777).toBe(0o600);
+      expect(JSON.parse(readFileSync(join(home, 'stack.json'), 'utf8')).token).toMatch(/^\S{16,}$/);
       const exited = new Promise<[number | null, string | null]>((ok) =>
         child.on('exit', (code, signal) => ok([code, signal])),
       );

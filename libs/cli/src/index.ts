@@ -23,6 +23,13 @@ export {
   trainOnStack,
 } from './remote.js';
 export {
+  loadOrCreateSecrets,
+  natsUrlWithCredentials,
+  natsUsers,
+  type StackSecrets,
+  secretsPath,
+} from './secrets.js';
+export {
   metapruneHome,
   readStackFile,
   type ServiceName,

@@ -15,6 +15,7 @@ import { searchCommand, searchHelp } from './commands/search.js';
 import { trainCommand, trainHelp } from './commands/train.js';
 import { upCommand, upHelp } from './commands/up.js';
 import { UsageError } from './errors.js';
+import { readStackFile } from './stack.js';
 
 type Command = { run: (argv: string[]) => number | Promise<number>; help: string; about: string };
 
@@ -76,6 +77,10 @@ async function main(argv: string[]): Promise<number> {
     console.log(cmd.help);
     return 0;
   }
+  // `metaprune up` keeps its bearer token in the owner-only stack file: commands that talk
+  // to that stack send it (METAPRUNE_TOKEN, read by every client) without a flag
+  const stackToken = name !== 'up' ? readStackFile()?.token : undefined;
+  if (!process.env['METAPRUNE_TOKEN'] && stackToken) process.env['METAPRUNE_TOKEN'] = stackToken;
   return cmd.run(rest);
 }
 

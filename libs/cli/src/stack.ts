@@ -8,6 +8,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import {
+  chmodSync,
   createWriteStream,
   mkdirSync,
   readFileSync,
@@ -18,8 +19,15 @@ import {
 import { createRequire } from 'node:module';
 import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { waitForServing } from '@metaprune/runtime';
+import { SUPERVISED_ENV, waitForServing } from '@metaprune/runtime';
 import { type NatsServerHandle, startNatsServer } from '@metaprune/testkit';
+import { type NatsRole, natsAuthorizationBlock } from '@metaprune/wire';
+import {
+  loadOrCreateSecrets,
+  natsUrlWithCredentials,
+  natsUsers,
+  type StackSecrets,
+} from './secrets.js';
 
 export type ServiceName = 'weight-generator' | 'latency-profiler' | 'controller' | 'evaluator';
 
@@ -36,13 +44,22 @@ export function serviceMain(name: ServiceName): string {
   return join(dirname(require.resolve(PACKAGES[name])), 'main.js');
 }
 
+/** The built nats-guardian.js next to this package's entry (also from sources in tests). */
+function guardianMain(): string {
+  const require = createRequire(import.meta.url);
+  return join(dirname(require.resolve('@metaprune/cli')), 'nats-guardian.js');
+}
+
 /** $METAPRUNE_HOME, else ~/.metaprune: stack file, logs, checkpoints, exports. */
 export function metapruneHome(env: NodeJS.ProcessEnv = process.env): string {
   return resolve(env['METAPRUNE_HOME'] || join(homedir(), '.metaprune'));
 }
 
 export interface StackFile {
+  /** With the operator's credentials when the stack runs its own NATS (the file is 0600). */
   natsUrl: string;
+  /** Bearer token of mutating RPCs (absent in files of older versions). */
+  token?: string;
   controller: string;
   weightGenerator: string;
   /** gRPC address of the latency profiler (absent in files of older versions). */
@@ -111,10 +128,14 @@ const MAX_LINES = 200;
  */
 export async function startService(o: StartServiceOptions): Promise<ServiceProcess> {
   const main = serviceMain(o.name);
+  // stdin: a pipe this process never writes; when it dies (even by SIGKILL) the kernel
+  // closes it and the service shuts down instead of living on (runtime's service-main)
   const child: ChildProcess = spawn(process.execPath, [main], {
-    env: { ...process.env, ...o.env },
-    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...o.env, [SUPERVISED_ENV]: '1' },
+    stdio: ['pipe', 'pipe', 'pipe'],
   });
+  child.stdin?.on('error', () => {});
+  (child.stdin as { unref?: () => void } | null)?.unref?.();
   const lines: string[] = [];
   let log: WriteStream | undefined;
   if (o.logFile) {
@@ -211,6 +232,13 @@ export async function startService(o: StartServiceOptions): Promise<ServiceProce
 export interface StackOptions {
   /** Evaluator processes (default 1). */
   evaluators?: number;
+  /**
+   * Keep the spawned nats-server's JetStream store in `<home>/nats` across restarts
+   * (default: a temporary store, as tests want a fresh server).
+   */
+  persistNats?: boolean;
+  /** Run the spawned nats-server under a guardian that ends it with this process (up). */
+  guardNats?: boolean;
   /** Use this NATS server instead of spawning one. */
   natsUrl?: string;
   /** Checkpoints, exports, logs (default metapruneHome()). */
@@ -233,7 +261,13 @@ export interface StackOptions {
 }
 
 export interface Stack {
+  /**
+   * URL of NATS; for a spawned server it carries the operator (admin) credentials, which
+   * connectNats understands, so tests and pipelines connect with it as before.
+   */
   readonly natsUrl: string;
+  /** The generated secrets (NATS users, bearer token); see secrets.ts. */
+  readonly secrets: StackSecrets;
   readonly nats: NatsServerHandle | undefined;
   readonly home: string;
   readonly weightGenerator: ServiceProcess;
@@ -243,6 +277,11 @@ export interface Stack {
   readonly evaluators: ServiceProcess[];
   /** Starts (another) evaluator; it is added to `evaluators`. */
   addEvaluator(): Promise<ServiceProcess>;
+  /**
+   * Starts a crashed weight generator, latency profiler or controller again on the port it
+   * had (killing it first if it still runs); replaces it in the stack.
+   */
+  restart(name: Exclude<ServiceName, 'evaluator'>): Promise<ServiceProcess>;
   /** Starts the controller again (after it was killed); replaces `controller`. */
   restartController(): Promise<ServiceProcess>;
   /** SIGTERM everything (evaluators, controller, latency profiler, weight generator, nats). */
@@ -271,37 +310,66 @@ export async function startStack(o: StackOptions = {}): Promise<Stack> {
     return p;
   };
 
+  const secrets = loadOrCreateSecrets(home);
   try {
     let natsUrl = o.natsUrl;
+    // a spawned server requires one user per service, with subject permissions
+    let serverUrl = natsUrl;
+    let natsAuth = (_prefix: string, _role: NatsRole): Record<string, string> => ({});
     if (!natsUrl) {
-      nats = await startNatsServer({ jetstream: true });
-      natsUrl = nats.url;
+      const conf = join(home, 'nats.conf');
+      writeFileSync(conf, natsAuthorizationBlock(natsUsers(secrets)), { mode: 0o600 });
+      chmodSync(conf, 0o600);
+      nats = await startNatsServer({
+        jetstream: true,
+        // ended with this process even when it is SIGKILLed (see nats-guardian.ts); not for
+        // tests that SIGKILL the server itself (the guardian would die instead)
+        ...(o.guardNats ? { launcher: [process.execPath, guardianMain()] } : {}),
+        ...(o.persistNats ? { storeDir: join(home, 'nats') } : {}),
+        extraArgs: ['-c', conf],
+      });
+      serverUrl = nats.url;
+      natsUrl = natsUrlWithCredentials(nats.url, secrets, 'admin');
+      natsAuth = (prefix, role) => ({
+        [`${prefix}NATS_USER`]: secrets.nats[role].user,
+        [`${prefix}NATS_PASS`]: secrets.nats[role].password,
+      });
     }
-    const weightGenerator = await launch('weight-generator', 0, {
+    // mutating RPCs need the stack's token; in-process clients (pipelines, tests) send it
+    // through METAPRUNE_TOKEN like the CLI does (this stack's, not one set for another)
+    process.env['METAPRUNE_TOKEN'] = secrets.token;
+    const wgEnv: Record<string, string> = {
+      WEIGHTGEN_AUTH_TOKEN: secrets.token,
+      ...natsAuth('WEIGHTGEN_', 'weight-generator'),
       WEIGHTGEN_PORT: '0',
-      WEIGHTGEN_NATS_URL: natsUrl,
+      WEIGHTGEN_NATS_URL: serverUrl!,
       WEIGHTGEN_CHECKPOINT_ROOT: join(home, 'checkpoints'),
       WEIGHTGEN_EXPORT_ROOT: join(home, 'exports'),
       WEIGHTGEN_LOG_LEVEL: logLevel,
-    });
-    const latencyProfiler =
-      o.latencyProfiler === false
-        ? undefined
-        : await launch('latency-profiler', 0, {
-            LATENCY_PROFILER_PORT: '0',
-            LATENCY_PROFILER_NATS_URL: natsUrl,
-            LATENCY_PROFILER_LOG_LEVEL: logLevel,
-          });
+    };
+    let weightGenerator = await launch('weight-generator', 0, wgEnv);
+    const lpEnv: Record<string, string> = {
+      LATENCY_PROFILER_REGISTRATION_TOKEN: secrets.token,
+      ...natsAuth('LATENCY_PROFILER_', 'latency-profiler'),
+      LATENCY_PROFILER_PORT: '0',
+      LATENCY_PROFILER_NATS_URL: serverUrl!,
+      LATENCY_PROFILER_LOG_LEVEL: logLevel,
+    };
+    let latencyProfiler =
+      o.latencyProfiler === false ? undefined : await launch('latency-profiler', 0, lpEnv);
     const controllerEnv: Record<string, string> = {
+      CONTROLLER_AUTH_TOKEN: secrets.token,
+      ...natsAuth('CONTROLLER_', 'controller'),
       CONTROLLER_PORT: '0',
-      CONTROLLER_NATS_URL: natsUrl,
+      CONTROLLER_NATS_URL: serverUrl!,
       CONTROLLER_WEIGHT_GENERATOR: weightGenerator.address,
       ...(latencyProfiler ? { CONTROLLER_LATENCY_PROFILER: latencyProfiler.address } : {}),
       CONTROLLER_LOG_LEVEL: logLevel,
     };
     const evaluatorEnv = (i: number) => ({
+      ...natsAuth('EVALUATOR_', 'evaluator'),
       EVALUATOR_HEALTH_PORT: '0',
-      EVALUATOR_NATS_URL: natsUrl,
+      EVALUATOR_NATS_URL: serverUrl!,
       EVALUATOR_WEIGHT_GENERATOR: weightGenerator.address,
       EVALUATOR_ID: `evaluator-${i + 1}`,
       EVALUATOR_LOG_LEVEL: logLevel,
@@ -316,6 +384,7 @@ export async function startStack(o: StackOptions = {}): Promise<Stack> {
       if (!o.writeStackFile) return;
       const content: StackFile = {
         natsUrl: natsUrl!,
+        token: secrets.token,
         controller: controller.address,
         weightGenerator: weightGenerator.address,
         ...(latencyProfiler ? { latencyProfiler: latencyProfiler.address } : {}),
@@ -323,16 +392,23 @@ export async function startStack(o: StackOptions = {}): Promise<Stack> {
         pid: process.pid,
         startedAt: new Date().toISOString(),
       };
-      writeFileSync(file, `${JSON.stringify(content, null, 2)}\n`);
+      // it holds the operator's credentials: owner only
+      writeFileSync(file, `${JSON.stringify(content, null, 2)}\n`, { mode: 0o600 });
+      chmodSync(file, 0o600);
     };
     writeFile();
     let stopping: Promise<void> | undefined;
     return {
       natsUrl,
+      secrets,
       nats,
       home,
-      weightGenerator,
-      latencyProfiler,
+      get weightGenerator() {
+        return weightGenerator;
+      },
+      get latencyProfiler() {
+        return latencyProfiler;
+      },
       get controller() {
         return controller;
       },
@@ -348,6 +424,29 @@ export async function startStack(o: StackOptions = {}): Promise<Stack> {
         controller = await launch('controller', 0, controllerEnv);
         writeFile();
         return controller;
+      },
+      async restart(name) {
+        // on the port it had: the other services and the stack file keep their addresses
+        const portOf = (p: ServiceProcess) => p.address.split(':').pop()!;
+        if (name === 'weight-generator') {
+          await weightGenerator.kill('SIGKILL');
+          wgEnv['WEIGHTGEN_PORT'] = portOf(weightGenerator);
+          weightGenerator = await launch('weight-generator', 0, wgEnv);
+          return weightGenerator;
+        }
+        if (name === 'latency-profiler' && latencyProfiler) {
+          await latencyProfiler.kill('SIGKILL');
+          lpEnv['LATENCY_PROFILER_PORT'] = portOf(latencyProfiler);
+          latencyProfiler = await launch('latency-profiler', 0, lpEnv);
+          return latencyProfiler;
+        }
+        if (name === 'controller') {
+          await controller.kill('SIGKILL');
+          controllerEnv['CONTROLLER_PORT'] = portOf(controller);
+          controller = await launch('controller', 0, controllerEnv);
+          return controller;
+        }
+        throw new Error(`cannot restart ${name}`);
       },
       stop() {
         stopping ??= (async () => {

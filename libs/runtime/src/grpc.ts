@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
 import { service as healthProtoService } from 'grpc-health-check';
 import { type Logger, nullLogger } from './log.js';
+import { withSafeDecoding } from './safe-decode.js';
 
 /** Default maximum message size (both directions): 32 MiB. */
 export const DEFAULT_MAX_MESSAGE_BYTES = 32 * 1024 * 1024;
@@ -217,7 +218,8 @@ export async function startGrpcServer(opts: StartGrpcServerOptions): Promise<Grp
   const health = new HealthService();
   const serviceNames: string[] = [];
   for (const svc of opts.services) {
-    server.addService(svc.definition, svc.implementation);
+    const safe = withSafeDecoding(svc.definition, svc.implementation);
+    server.addService(safe.definition, safe.implementation);
     serviceNames.push(svc.name ?? serviceNameOf(svc.definition));
   }
   server.addService(healthServiceDefinition, health.implementation());

@@ -104,9 +104,19 @@ export {
   openKv,
   type PublishWithMsgIdOptions,
   publishWithMsgId,
+  redactNatsUrl,
+  splitNatsCredentials,
   type WorkQueueStreamOptions,
   withInProgress,
 } from './nats.js';
+export {
+  isInside,
+  isPlainSegment,
+  PathEscapeError,
+  pathInside,
+  realpathOfExisting,
+  requireInside,
+} from './paths.js';
 export {
   AUTHORIZATION_METADATA_KEY,
   bearerInterceptor,
@@ -129,6 +139,7 @@ export {
   type RunningService,
   runServiceMain,
   type ServiceMainOptions,
+  SUPERVISED_ENV,
 } from './service-main.js';
 export {
   activeTraceContext,

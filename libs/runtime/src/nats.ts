@@ -60,17 +60,50 @@ export interface ConnectNatsOptions {
 }
 
 /**
+ * Splits `user:password@` out of server URLs (the client library ignores it): the URLs
+ * without it, and the first credentials found. Lets one URL carry a stack's credentials
+ * (`metaprune up` hands its operator URL to pipelines and tests; `up --nats` accepts one).
+ */
+export function splitNatsCredentials(servers: readonly string[]): {
+  servers: string[];
+  user?: string;
+  pass?: string;
+} {
+  let user: string | undefined;
+  let pass: string | undefined;
+  const out = servers.map((s) => {
+    const m = /^([a-z]+:\/\/)([^@/]*)@(.*)$/i.exec(s);
+    if (!m) return s;
+    const [name, password] = m[2]!.split(':', 2) as [string, string | undefined];
+    if (user === undefined && name !== '') {
+      user = decodeURIComponent(name);
+      pass = decodeURIComponent(password ?? '');
+    }
+    return `${m[1]}${m[3]}`;
+  });
+  return { servers: out, ...(user !== undefined ? { user, pass: pass ?? '' } : {}) };
+}
+
+/** A server URL with its credentials (if any) replaced by `***`, for logs and output. */
+export function redactNatsUrl(url: string): string {
+  return url.replace(/^([a-z]+:\/\/)[^@/]*@/i, '$1***@');
+}
+
+/**
  * Connects with reconnect forever (jittered backoff) and logs disconnects / reconnects.
  * The returned connection's `closed()` promise resolves when it is closed or drained.
  */
 export async function connectNats(opts: ConnectNatsOptions): Promise<NatsConnection> {
   const logger = opts.logger ?? nullLogger;
-  const servers = Array.isArray(opts.servers)
-    ? opts.servers
-    : opts.servers
-        .split(',')
-        .map((s) => s.trim())
-        .filter(Boolean);
+  const split = splitNatsCredentials(
+    Array.isArray(opts.servers)
+      ? opts.servers
+      : opts.servers
+          .split(',')
+          .map((s) => s.trim())
+          .filter(Boolean),
+  );
+  const servers = split.servers;
   const options: NodeConnectionOptions = {
     servers,
     name: opts.name,
@@ -87,6 +120,9 @@ export async function connectNats(opts: ConnectNatsOptions): Promise<NatsConnect
   if (opts.user !== undefined) {
     options.user = opts.user;
     options.pass = opts.pass ?? '';
+  } else if (split.user !== undefined && opts.token === undefined && !opts.nkeySeed) {
+    options.user = split.user;
+    options.pass = split.pass ?? '';
   }
   if (opts.token !== undefined) options.token = opts.token;
   if (opts.nkeySeed !== undefined) {

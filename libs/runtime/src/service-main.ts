@@ -70,13 +70,37 @@ async function serve<S extends ConfigSchema>(o: ServiceMainOptions<S>): Promise<
   const telemetry = initTelemetry({ serviceName: o.service, logger });
   const running = await o.start(config, logger);
   process.stdout.write(`${JSON.stringify({ service: o.service, ...running.announce })}\n`);
-  onShutdownSignals(
+  const shutdown = onShutdownSignals(
     async () => {
       await running.close();
       await telemetry.shutdown();
     },
     { graceMs: o.graceMs?.(config) ?? 10_000, logger },
   );
+  exitWithSupervisor(() => void shutdown.trigger('SIGTERM'), logger);
+}
+
+/** Env var a supervisor (`metaprune up`) sets when the child's stdin is a pipe from it. */
+export const SUPERVISED_ENV = 'METAPRUNE_SUPERVISED';
+
+/**
+ * Under a supervisor, stdin is a pipe from it that it never writes: the kernel closes it
+ * when the supervisor dies, however it dies (SIGKILL included), and the service shuts down
+ * in order instead of living on as an orphan.
+ */
+function exitWithSupervisor(stop: () => void, logger: Logger): void {
+  if (process.env[SUPERVISED_ENV] !== '1') return;
+  let stopped = false;
+  const gone = () => {
+    if (stopped) return;
+    stopped = true;
+    logger.warn('the supervisor is gone (stdin closed): shutting down');
+    stop();
+  };
+  process.stdin.on('end', gone);
+  process.stdin.on('close', gone);
+  process.stdin.on('error', gone);
+  process.stdin.resume();
 }
 
 /** Runs a service process (see the module comment); never throws. */

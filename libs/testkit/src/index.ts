@@ -1,3 +1,4 @@
+export { syntheticLatencyTable } from './latency-table.js';
 export {
   findNatsServer,
   type NatsServerHandle,

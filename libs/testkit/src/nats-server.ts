@@ -22,6 +22,11 @@ export interface NatsServerOptions {
   startTimeoutMs?: number;
   /** Receives every log line of the server (stderr). */
   onLog?: (line: string) => void;
+  /**
+   * Run `[...launcher, nats-server, ...args]` instead, with stdin a pipe from this process
+   * (e.g. the CLI's guardian, which ends the server when this process dies).
+   */
+  launcher?: string[];
 }
 
 export interface StopOptions {
@@ -130,7 +135,14 @@ export async function startNatsServer(opts: NatsServerOptions = {}): Promise<Nat
   /** Spawns once on port `p`; resolves when ready, rejects (with `inUse`) if it exits early. */
   const spawnOnce = (p: number): Promise<void> =>
     new Promise<void>((resolve, reject) => {
-      const proc = spawn(bin, args(p), { stdio: ['ignore', 'pipe', 'pipe'] });
+      const launcher = opts.launcher ?? [];
+      const proc = launcher.length
+        ? spawn(launcher[0]!, [...launcher.slice(1), bin, ...args(p)], {
+            stdio: ['pipe', 'pipe', 'pipe'],
+          })
+        : spawn(bin, args(p), { stdio: ['ignore', 'pipe', 'pipe'] });
+      proc.stdin?.on('error', () => {});
+      (proc.stdin as { unref?: () => void } | null)?.unref?.();
       child = proc;
       let settled = false;
       let buffered = '';

@@ -43,6 +43,7 @@ import {
   type ResolvedEvaluationSettings,
   resultSubject,
 } from './evaluation.js';
+import { isAccuracy, resultProblem } from './integrity.js';
 import type { MemoEntry, MemoStore } from './memo.js';
 
 /** What a search's candidates are scored against. */
@@ -129,7 +130,7 @@ export class InProcessPoolFactory implements PoolFactory {
           signal?.throwIfAborted();
           const id = jobIdOf(ctx, c.encoding);
           const memo = await this.memo.get(id);
-          if (memo) {
+          if (memo && isAccuracy(memo.top1)) {
             hits++;
             out.push({ top1: memo.top1 });
           } else {
@@ -191,6 +192,8 @@ export class NatsEvaluation implements PoolFactory {
   private readonly deadJobTimeoutMs: number;
   /** Jobs published (or republished) by this process: test and bench introspection. */
   published = 0;
+  /** Results refused as not answering their job (forged or garbled). */
+  refusedResults = 0;
 
   constructor(private readonly o: NatsEvaluationOptions) {
     this.logger = o.logger ?? nullLogger;
@@ -298,7 +301,10 @@ export class NatsEvaluation implements PoolFactory {
     // 1. the memo (any earlier search on this PruningNet version and settings)
     const memo = await Promise.all(ids.map((id) => this.o.memo.get(id).catch(() => undefined)));
     memo.forEach((m, i) => {
-      if (m) {
+      // an entry that cannot be an accuracy (tampered memo bucket) is a miss, not a score
+      if (m && !isAccuracy(m.top1)) {
+        this.logger.warn('ignoring an invalid memo entry', { jobId: ids[i], top1: m.top1 });
+      } else if (m) {
         outcomes[i] = { top1: m.top1 };
         done++;
         hits++;
@@ -327,9 +333,28 @@ export class NatsEvaluation implements PoolFactory {
       fail = reject;
     });
     const memoWrites: Promise<unknown>[] = [];
+    // a result counts only if it answers the job as published (see evaluator/integrity.ts)
+    const refused = (id: string, result: evaluation.EvaluationResult): boolean => {
+      const p = pending.get(id);
+      if (!p) return false;
+      const problem = resultProblem(result, {
+        jobId: id,
+        pruningnetId: ctx.pruningnetId,
+        pruningnetVersion: ctx.pruningnetVersion,
+        genes: p.candidate.encoding,
+      });
+      if (!problem) return false;
+      this.refusedResults++;
+      this.logger.warn('refusing an evaluation result that does not match its job', {
+        jobId: id,
+        searchId: ctx.searchId,
+        problem,
+      });
+      return true;
+    };
     const settle = (id: string, result: evaluation.EvaluationResult): void => {
       const p = pending.get(id);
-      if (!p) return;
+      if (!p || refused(id, result)) return;
       pending.delete(id);
       this.unregister(id, waiter);
       const o = outcomeOf(result);
@@ -392,7 +417,7 @@ export class NatsEvaluation implements PoolFactory {
       await Promise.all(
         [...pending.keys()].map(async (id) => {
           const r = await lookupResult(this.jsm, id).catch(() => undefined);
-          if (r) settle(id, r);
+          if (r && !refused(id, r)) settle(id, r);
         }),
       );
       quiet = false;
@@ -407,7 +432,7 @@ export class NatsEvaluation implements PoolFactory {
           if (signal?.aborted) return;
           try {
             const r = await lookupResult(this.jsm, id);
-            if (r) {
+            if (r && !refused(id, r)) {
               settle(id, r);
               continue;
             }
@@ -427,7 +452,7 @@ export class NatsEvaluation implements PoolFactory {
               continue;
             }
             const again = await lookupResult(this.jsm, id);
-            if (again) {
+            if (again && !refused(id, again)) {
               settle(id, again);
               continue;
             }

@@ -69,6 +69,15 @@ export {
   type PoolHooks,
 } from './evaluator-pool.js';
 export {
+  contentJobId,
+  type ExpectedResult,
+  expectedOf,
+  isAccuracy,
+  jobProblem,
+  resultMsgId,
+  resultProblem,
+} from './integrity.js';
+export {
   networkKeyString,
   tableFromProto,
   tableKeyString,
@@ -77,6 +86,15 @@ export {
 } from './latency-table.js';
 export { KvMemoStore, type MemoEntry, MemoryMemoStore, type MemoStore } from './memo.js';
 export { DEFAULT_PORTS, NATS_NAMES } from './names.js';
+export {
+  LATENCY_TABLES_BUCKET,
+  NATS_ROLES,
+  type NatsPermissions,
+  type NatsRole,
+  type NatsUser,
+  natsAuthorizationBlock,
+  natsPermissions,
+} from './nats-permissions.js';
 export {
   networkFromProto,
   type SpecDefaults,

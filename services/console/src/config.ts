@@ -55,6 +55,23 @@ export const CONFIG_SCHEMA = defineConfig({
     secret: true,
     doc: 'bearer token the console sends with RegisterDevice when the profiler requires one',
   },
+  accessToken: {
+    type: 'string',
+    secret: true,
+    doc: 'when set, state-changing requests (export, device registration) need it in the x-metaprune-token header; the console uses its own credentials only for such callers',
+  },
+  allowedHosts: {
+    type: 'list',
+    default: [],
+    doc: 'host names (besides localhost, 127.0.0.1, ::1 and the listen host) the console answers to; other Host headers get 421 (DNS rebinding)',
+  },
+  maxEventStreams: {
+    type: 'int',
+    default: 32,
+    min: 1,
+    max: 10_000,
+    doc: 'most concurrent event streams (/api/events); more get 503',
+  },
   poll: {
     type: 'duration',
     default: '1s',

@@ -174,8 +174,8 @@ export class Hub extends EventEmitter {
     return this.deviceRoutes.table(deviceId, keyJson, version);
   }
 
-  registerDevice(name: string, description: string, bearer?: string) {
-    return this.deviceRoutes.registerDevice(name, description, bearer);
+  registerDevice(name: string, description: string, bearer?: string, authenticated = false) {
+    return this.deviceRoutes.registerDevice(name, description, bearer, authenticated);
   }
 
   uploadTable(deviceId: string, token: string, table: unknown) {

@@ -31,6 +31,7 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { HttpError } from './backends.js';
 import { type ConsoleConfig, defaultConfig } from './config.js';
 import { MODEL_JSON, resolveInsideRoot, writeTar } from './exports.js';
+import { allowedHostNames, checkHost, checkWrite, readJsonObject } from './guard.js';
 import { Hub } from './hub.js';
 import type { Overview, SearchSummary } from './views.js';
 
@@ -85,6 +86,12 @@ const BASE_HEADERS: Record<string, string> = {
     "default-src 'self'; script-src 'self' 'wasm-unsafe-eval' blob:; worker-src 'self' blob:; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'",
 };
 
+/**
+ * Largest latency table upload: a full ResNet-50 table at every scale pair is ~50k rows of
+ * ~200 bytes of JSON, about 10 MB.
+ */
+const MAX_TABLE_BYTES = 16 * 1024 * 1024;
+
 const PAGES: Record<string, string> = {
   '/': 'index.html',
   '/index.html': 'index.html',
@@ -101,22 +108,6 @@ function sendJson(res: ServerResponse, status: number, body: unknown): void {
     'content-length': Buffer.byteLength(data),
   });
   res.end(data);
-}
-
-async function readBody(req: IncomingMessage, limit: number): Promise<unknown> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > limit) throw new HttpError(413, `request body over ${limit} bytes`);
-    chunks.push(chunk as Buffer);
-  }
-  if (size === 0) return {};
-  try {
-    return JSON.parse(Buffer.concat(chunks).toString('utf8'));
-  } catch {
-    throw new HttpError(400, 'the request body is not valid JSON');
-  }
 }
 
 function bearerOf(req: IncomingMessage): string | undefined {
@@ -184,8 +175,18 @@ export async function startConsole(options: ConsoleOptions = {}): Promise<Consol
     logger,
   });
   const streams = new Set<ServerResponse>();
+  const hosts = allowedHostNames(config.host, config.allowedHosts);
+  const accessToken = config.accessToken || undefined;
+  /** Checks a write before its body is read, then reads the JSON object. */
+  const writeBody = (req: IncomingMessage, limit: number) => {
+    checkWrite(req, { token: accessToken, limit });
+    return readJsonObject(req, limit);
+  };
 
   const events = (req: IncomingMessage, res: ServerResponse): void => {
+    if (streams.size >= config.maxEventStreams) {
+      throw new HttpError(503, `too many event streams (at most ${config.maxEventStreams})`);
+    }
     res.writeHead(200, {
       ...BASE_HEADERS,
       'content-type': 'text/event-stream; charset=utf-8',
@@ -242,6 +243,7 @@ export async function startConsole(options: ConsoleOptions = {}): Promise<Consol
     const path = url.pathname;
     const method = req.method ?? 'GET';
     const get = method === 'GET' || method === 'HEAD';
+    checkHost(req, hosts);
 
     const page = PAGES[path];
     if (page && get) {
@@ -281,19 +283,28 @@ export async function startConsole(options: ConsoleOptions = {}): Promise<Consol
         return sendJson(res, 200, await hub.widths(id, genes));
       }
       if (search[2] === '/export' && method === 'POST') {
-        const body = (await readBody(req, 1024 * 1024)) as { genes?: unknown };
+        const body = await writeBody(req, 1024 * 1024);
         return sendJson(res, 200, await hub.exportCandidate(id, body.genes));
       }
     }
     if (path === '/api/devices') {
       if (get) return sendJson(res, 200, { devices: await hub.devicesNow() });
       if (method === 'POST') {
-        const body = (await readBody(req, 64 * 1024)) as { name?: unknown; description?: unknown };
+        const body = await writeBody(req, 64 * 1024);
         if (typeof body.name !== 'string' || body.name === '') {
           throw new HttpError(400, 'name is required', 'name');
         }
         const description = typeof body.description === 'string' ? body.description : '';
-        return sendJson(res, 200, await hub.registerDevice(body.name, description, bearerOf(req)));
+        return sendJson(
+          res,
+          200,
+          await hub.registerDevice(
+            body.name,
+            description,
+            bearerOf(req),
+            accessToken !== undefined,
+          ),
+        );
       }
     }
     const device = /^\/api\/devices\/([^/]+)\/(table|tables)$/.exec(path);
@@ -317,7 +328,10 @@ export async function startConsole(options: ConsoleOptions = {}): Promise<Consol
         if (!token) {
           throw new HttpError(401, 'the device token is required (Authorization: Bearer <token>)');
         }
-        const table = await readBody(req, 128 * 1024 * 1024);
+        // the device token authorises the upload (checked by the profiler); the console's
+        // own credentials are not involved, so no console token is asked for
+        checkWrite(req, { token: undefined, limit: MAX_TABLE_BYTES });
+        const table = await readJsonObject(req, MAX_TABLE_BYTES);
         return sendJson(res, 200, await hub.uploadTable(id, token, table));
       }
     }
@@ -361,6 +375,8 @@ export async function startConsole(options: ConsoleOptions = {}): Promise<Consol
         res.destroy();
         return;
       }
+      // a refused body is not read: close the connection after the answer instead
+      if (!req.complete) res.setHeader('connection', 'close');
       sendJson(res, e.status, { error: e.message, ...(e.field ? { field: e.field } : {}) });
     });
   });

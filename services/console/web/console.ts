@@ -3,6 +3,7 @@
  * (searches, training jobs, queue, devices, exports), and for the selected search its
  * Pareto plot, winners and a candidate's per-layer widths, refreshed as the search runs.
  */
+
 import type { TableView } from '../src/hub.js';
 import type {
   CandidateView,
@@ -22,6 +23,7 @@ import {
   pct,
   widthsSvg,
 } from './plot.js';
+import { consoleFetch } from './token.js';
 
 const $ = (id: string) => document.getElementById(id) as HTMLElement;
 
@@ -49,7 +51,7 @@ const state: State = {
 };
 
 async function api<T>(path: string, init?: RequestInit): Promise<T> {
-  const res = await fetch(path, init);
+  const res = await consoleFetch(path, init);
   const body = (await res.json().catch(() => ({}))) as { error?: string };
   if (!res.ok) throw new Error(body.error ?? `${res.status} ${res.statusText}`);
   return body as T;

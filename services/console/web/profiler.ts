@@ -10,6 +10,7 @@
  * layer's ops is its latency. webgl is not offered: its kernels run asynchronously on the
  * GPU and per-layer wall times would only measure the dispatch.
  */
+
 import {
   buildNetwork,
   type Encoding,
@@ -40,6 +41,7 @@ import {
 } from '../../../libs/engine/src/latency/context.js';
 import { NetworkRunner } from '../../../libs/engine/src/latency/ops.js';
 import type { DeviceView } from '../src/views.js';
+import { consoleFetch } from './token.js';
 
 const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T;
 const input = (id: string) => $<HTMLInputElement>(id);
@@ -62,7 +64,7 @@ function setProgress(fraction: number, status: string): void {
 }
 
 async function api<T>(path: string, init?: RequestInit): Promise<T> {
-  const res = await fetch(path, init);
+  const res = await consoleFetch(path, init);
   const body = (await res.json().catch(() => ({}))) as { error?: string; field?: string };
   if (!res.ok) {
     throw new Error(

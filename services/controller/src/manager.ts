@@ -549,11 +549,27 @@ export class SearchManager {
     });
     let offset = 0;
     if (req.pageToken) {
-      const n = Number(Buffer.from(req.pageToken, 'base64url').toString('utf8'));
-      if (!Number.isSafeInteger(n) || n < 0) {
+      // base64url decoding skips what it does not understand: the token must re-encode to
+      // itself and hold a positive offset, or it was not ours
+      const text = Buffer.from(req.pageToken, 'base64url').toString('utf8');
+      const n = Number(text);
+      if (
+        !/^[1-9][0-9]{0,15}$/.test(text) ||
+        Buffer.from(text).toString('base64url') !== req.pageToken ||
+        !Number.isSafeInteger(n)
+      ) {
         throw new InvalidArgumentError('pageToken', 'is not a token returned by ListSearches');
       }
       offset = n;
+    }
+    const known = Object.values(controller.SearchState).filter(
+      (v): v is controller.SearchState => typeof v === 'number' && v >= 0,
+    );
+    if (!known.includes(req.state)) {
+      throw new InvalidArgumentError(
+        'state',
+        `${req.state} is not a search state (allowed ${known.join(', ')}; 0 for all)`,
+      );
     }
     let all = await this.o.store.list();
     if (req.state !== controller.SearchState.UNSPECIFIED) {

@@ -269,6 +269,19 @@ describe('SearchManager with an in-process pool', () => {
       controller.ListSearchesRequest.fromPartial({ state: controller.SearchState.RUNNING }),
     );
     expect(none.searches).toEqual([]);
+    // a token or state that is not ours is refused, not ignored
+    for (const [req, field] of [
+      [{ pageToken: '!!!' }, 'pageToken'],
+      [{ pageToken: Buffer.from('0').toString('base64url') }, 'pageToken'],
+      [{ pageToken: `${p1.nextPageToken}x` }, 'pageToken'],
+      [{ state: 99 as controller.SearchState }, 'state'],
+    ] as const) {
+      const err = await manager
+        .list(controller.ListSearchesRequest.fromPartial(req))
+        .catch((e: unknown) => e);
+      expect(err, JSON.stringify(req)).toBeInstanceOf(InvalidArgumentError);
+      expect((err as InvalidArgumentError).field).toBe(field);
+    }
   });
 });
 

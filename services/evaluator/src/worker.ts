@@ -32,10 +32,12 @@ import {
   encodeResult,
   ensureEvaluationStreams,
   evaluationEventSubject,
+  expectedOf,
   failedResult,
   isJobId,
   JOBS_FILTER,
   JOBS_STREAM,
+  jobProblem,
   lookupResult,
   NATS_NAMES,
   networkFromProto,
@@ -43,6 +45,8 @@ import {
   RESULTS_STREAM,
   resolveDataSplit,
   resolveEvaluationSettings,
+  resultMsgId,
+  resultProblem,
   resultSubject,
 } from '@metaprune/wire';
 import {
@@ -308,10 +312,16 @@ export class EvaluatorWorker {
     try {
       job = decodeJob(msg.data);
       if (!isJobId(job.jobId)) throw new Error(`malformed job id ${JSON.stringify(job.jobId)}`);
+      // a job whose id is not the digest of its content is forged or garbled: running it
+      // would store its score under another candidate's id
+      const problem = jobProblem(job);
+      if (problem) throw new Error(problem);
     } catch (err) {
-      // Nothing to report to (no usable job id): drop it for good.
-      this.logger.error('undecodable job: terminating it', { err, subject: msg.subject });
-      msg.term('undecodable evaluation job');
+      // Nothing to report to (no usable or trustworthy job id): drop it for good. Acked,
+      // not terminated: a work-queue stream deletes an acked message, while a terminated one
+      // stays stored (nats-server < 2.11) and fills the stream.
+      this.logger.error('undecodable or forged job: dropping it', { err, subject: msg.subject });
+      await this.ack(msg);
       report('?', 'dropped', msg.info.deliveryCount, String(err));
       return;
     }
@@ -325,7 +335,10 @@ export class EvaluatorWorker {
 
     // A result exists: an earlier delivery published it but did not get to ack.
     try {
-      if (await lookupResult(this.jsm, jobId)) {
+      const stored = await lookupResult(this.jsm, jobId);
+      const problem = stored && resultProblem(stored, expectedOf(job));
+      if (problem) log.warn('ignoring a stored result that does not match the job', { problem });
+      else if (stored) {
         await this.ack(msg);
         this.stats.skipped++;
         report(jobId, 'already-done', msg.info.deliveryCount);
@@ -353,6 +366,7 @@ export class EvaluatorWorker {
           deliveryAttempt: attempt,
         }),
         log,
+        job.attempt,
       );
       this.stats.failed++;
       report(jobId, 'gave-up', attempt, why);
@@ -368,7 +382,7 @@ export class EvaluatorWorker {
         () => this.evaluate(job, attempt, abort.signal, t0),
         { [TELEMETRY_ATTRS.jobId]: jobId },
       );
-      await this.publishAndAck(msg, result, log);
+      await this.publishAndAck(msg, result, log, job.attempt);
       this.stats.succeeded++;
       report(jobId, 'succeeded', attempt);
     } catch (err) {
@@ -391,6 +405,7 @@ export class EvaluatorWorker {
           msg,
           failedResult(job, reason, message, { evaluatorId: this.id, deliveryAttempt: attempt }),
           log,
+          job.attempt,
         );
         this.stats.failed++;
         report(jobId, 'failed', attempt, message);
@@ -540,6 +555,7 @@ export class EvaluatorWorker {
     msg: JsMsg,
     result: evaluation.EvaluationResult,
     log: Logger,
+    jobAttempt: number,
   ): Promise<void> {
     let delay = 200;
     for (let i = 0; ; i++) {
@@ -548,7 +564,7 @@ export class EvaluatorWorker {
           this.js,
           resultSubject(result.jobId),
           encodeResult(result),
-          result.jobId,
+          resultMsgId(result.jobId, jobAttempt),
           { expectStream: RESULTS_STREAM },
         );
         break;

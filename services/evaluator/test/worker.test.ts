@@ -208,6 +208,9 @@ describe('EvaluatorWorker against a real nats-server', () => {
       evaluation.EvaluationResult.encode(
         evaluation.EvaluationResult.fromPartial({
           jobId: job.jobId,
+          pruningnetId: job.pruningnetId,
+          pruningnetVersion: job.pruningnetVersion,
+          encoding: job.encoding,
           status: evaluation.EvaluationStatus.SUCCEEDED,
           top1: 0.5,
         }),
@@ -254,8 +257,8 @@ describe('EvaluatorWorker against a real nats-server', () => {
   it('an invalid job is recorded as INVALID_JOB without retries', async () => {
     const ev = new ScriptedEvaluator();
     await worker(ev);
-    const job = jobFor(freshGenes());
-    job.encoding = { genes: [1, 2, 3] };
+    // a well-formed id (the digest of this content) over an encoding of the wrong length
+    const job = jobFor([1, 2, 3]);
     await publish(job);
     const r = await resultOf(job.jobId);
     expect(r.status).toBe(evaluation.EvaluationStatus.FAILED);

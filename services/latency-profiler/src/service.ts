@@ -33,6 +33,7 @@ import {
   tableKeyString,
   wireField,
 } from '@metaprune/wire';
+import { decodeStoredTable, StoredDataCorruptError, sha256Hex } from './integrity.js';
 import type { DeviceRecord, LatencyStore, TableRecord, TableVersionRecord } from './store.js';
 
 /** 1–64 of [A-Za-z0-9._-], not starting or ending with a dot, no two dots in a row. */
@@ -168,14 +169,14 @@ export function createLatencyProfilerService(opts: LatencyProfilerServiceOptions
     return { resolved: { record, version: v }, net: buildNetwork(spec) };
   }
 
-  async function loadTable(r: DeviceRecord, t: ResolvedTable): Promise<latency.LatencyTable> {
+  async function loadTable(
+    r: DeviceRecord,
+    t: ResolvedTable,
+  ): Promise<{ proto: latency.LatencyTable; table: LatencyTable }> {
     const bytes = await store.getTable(t.version.object);
     if (!bytes) throw new NotFoundError(`table object ${t.version.object} is missing`);
-    return {
-      ...latency.LatencyTable.decode(bytes),
-      deviceId: r.deviceId,
-      version: t.version.version,
-    };
+    const { proto, table } = decodeStoredTable(t.version.object, bytes, t.version.sha256);
+    return { proto: { ...proto, deviceId: r.deviceId, version: t.version.version }, table };
   }
 
   async function predictor(r: DeviceRecord, t: ResolvedTable, net: Network) {
@@ -186,8 +187,8 @@ export function createLatencyProfilerService(opts: LatencyProfilerServiceOptions
       predictors.set(id, p); // most recently used last
       return p;
     }
-    const table: LatencyTable = tableFromProto(await loadTable(r, t));
-    p = new LatencyPredictor(net, table, { validate: false }); // validated on upload
+    const { table } = await loadTable(r, t);
+    p = new LatencyPredictor(net, table, { validate: false }); // validated by loadTable
     predictors.set(id, p);
     while (predictors.size > cacheSize) predictors.delete(predictors.keys().next().value as string);
     return p;
@@ -264,6 +265,7 @@ export function createLatencyProfilerService(opts: LatencyProfilerServiceOptions
             rowCount: table.rows.length,
             measureTime: table.measuredAt ?? '',
             uploadTime: new Date().toISOString(),
+            sha256: sha256Hex(stored),
           };
           const rec: TableRecord = {
             key,
@@ -290,7 +292,7 @@ export function createLatencyProfilerService(opts: LatencyProfilerServiceOptions
       async (call) => {
         const r = await device(call.request.deviceId);
         const { resolved } = resolve(r, call.request.key, call.request.version);
-        return { table: await loadTable(r, resolved) };
+        return { table: (await loadTable(r, resolved)).proto };
       },
       { logger },
     ),
@@ -316,8 +318,17 @@ export function createLatencyProfilerService(opts: LatencyProfilerServiceOptions
         const devices: latency.Device[] = [];
         for (const name of page) {
           const id = await store.deviceIdOf(name);
-          const rec = id ? await store.getDevice(id) : undefined;
-          if (rec) devices.push(deviceToProto(rec));
+          try {
+            const rec = id ? await store.getDevice(id) : undefined;
+            if (rec) devices.push(deviceToProto(rec));
+          } catch (err) {
+            // one bad record must not hide every other device
+            if (!(err instanceof StoredDataCorruptError)) throw err;
+            logger.warn('skipping a corrupted device record in the listing', {
+              name,
+              reason: err.message,
+            });
+          }
         }
         const more = names.length > size;
         return {

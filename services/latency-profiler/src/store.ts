@@ -11,50 +11,19 @@
  */
 
 import { openKv } from '@metaprune/runtime';
-import { NATS_NAMES } from '@metaprune/wire';
+import { LATENCY_TABLES_BUCKET, NATS_NAMES } from '@metaprune/wire';
 import type { JetStreamClient } from '@nats-io/jetstream';
 import { jetstream } from '@nats-io/jetstream';
 import type { KV } from '@nats-io/kv';
 import { type ObjectStore, Objm } from '@nats-io/obj';
 import type { NatsConnection } from '@nats-io/transport-node';
+import { parseDeviceRecord } from './integrity.js';
+import type { DeviceRecord, TableRecord, TableVersionRecord } from './records.js';
 
-/** Bucket of the stored tables. */
-export const TABLES_BUCKET = 'metaprune_latency_tables';
+/** Bucket of the stored tables (named in runtime, next to the NATS permissions for it). */
+export const TABLES_BUCKET = LATENCY_TABLES_BUCKET;
 
-/** One stored version of a table. */
-export interface TableVersionRecord {
-  readonly version: number;
-  /** Object name in the tables bucket. */
-  readonly object: string;
-  readonly rowCount: number;
-  /** ISO time the measurement finished (from the table), or empty. */
-  readonly measureTime: string;
-  /** ISO time of the upload. */
-  readonly uploadTime: string;
-}
-
-/** Every version of one table key of a device. */
-export interface TableRecord {
-  /** Storage key (see `tableKeyString`). */
-  readonly key: string;
-  /** Network part of the key (see `networkKeyString`). */
-  readonly networkKey: string;
-  readonly backend: string;
-  readonly batchSize: number;
-  /** The `LatencyTableKey` as protobuf JSON, to answer ListDevices without loading tables. */
-  readonly keyJson: unknown;
-  readonly versions: readonly TableVersionRecord[];
-}
-
-export interface DeviceRecord {
-  readonly deviceId: string;
-  readonly name: string;
-  readonly description: string;
-  readonly createTime: string;
-  /** Hex SHA-256 of the upload token. */
-  readonly tokenSha256: string;
-  readonly tables: Readonly<Record<string, TableRecord>>;
-}
+export type { DeviceRecord, TableRecord, TableVersionRecord } from './records.js';
 
 /** Where the profiler keeps devices and tables (a NATS JetStream implementation below). */
 export interface LatencyStore {
@@ -108,7 +77,7 @@ export class NatsLatencyStore implements LatencyStore {
   async getDevice(deviceId: string): Promise<DeviceRecord | undefined> {
     const e = await this.kv.get(`device.${deviceId}`);
     if (e?.operation !== 'PUT') return undefined;
-    return JSON.parse(dec.decode(e.value)) as DeviceRecord;
+    return parseDeviceRecord(`device.${deviceId}`, e.value);
   }
 
   async deviceIdOf(name: string): Promise<string | undefined> {
@@ -130,7 +99,7 @@ export class NatsLatencyStore implements LatencyStore {
     for (let attempt = 0; ; attempt++) {
       const e = await this.kv.get(`device.${deviceId}`);
       if (e?.operation !== 'PUT') throw new Error(`device ${deviceId} vanished`);
-      const next = change(JSON.parse(dec.decode(e.value)) as DeviceRecord);
+      const next = change(parseDeviceRecord(`device.${deviceId}`, e.value));
       try {
         await this.kv.update(`device.${deviceId}`, enc.encode(JSON.stringify(next)), e.revision);
         return next;

@@ -32,6 +32,7 @@ import { isTerminal, trainingSubject } from '@metaprune/wire';
 import type { KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { CheckpointCorruptError } from './errors.js';
+import { ID_PATTERN } from './paths.js';
 import type { CheckpointMeta, CheckpointStore } from './store.js';
 import type {
   ResolvedTrainingConfig,
@@ -84,6 +85,55 @@ export function decodeRecord(value: Uint8Array): { job: TrainingJob; record: Job
   return { job: weightgen.TrainingJob.fromJSON(record.job), record };
 }
 
+/**
+ * Why a stored record cannot be trusted, or undefined when it can. The bucket is writable
+ * by whoever holds NATS credentials, so ids that name directories are checked here, and a
+ * paused checkpoint must be the one this job's id implies (paths are never taken from a
+ * record: they are derived from the checkpoint root and the checked id).
+ */
+export function recordProblem(
+  key: string,
+  job: TrainingJob,
+  record: JobRecord,
+): string | undefined {
+  if (!ID_PATTERN.test(job.jobId))
+    return `job id ${JSON.stringify(job.jobId.slice(0, 80))} is not a valid id`;
+  if (job.jobId !== key)
+    return `job id ${JSON.stringify(job.jobId.slice(0, 80))} differs from its key`;
+  if (!ID_PATTERN.test(job.pruningnetId)) {
+    return `pruningnet id ${JSON.stringify(job.pruningnetId.slice(0, 80))} is not a valid id`;
+  }
+  const paused = record.pausedCheckpoint;
+  if (paused !== undefined) {
+    const tail = `/jobs/${job.jobId}/paused`;
+    if (typeof paused !== 'string' || !paused.replaceAll('\\', '/').endsWith(tail)) {
+      return `paused checkpoint ${JSON.stringify(String(paused).slice(0, 120))} is not this job's (…${tail})`;
+    }
+  }
+  const init = record.initFrom;
+  if (init !== undefined) {
+    if (
+      init === null ||
+      typeof init.pruningnetId !== 'string' ||
+      !ID_PATTERN.test(init.pruningnetId) ||
+      !Number.isSafeInteger(init.version) ||
+      init.version < 0
+    ) {
+      return 'initFrom does not name a valid PruningNet version';
+    }
+  }
+  if (record.resolved === null || typeof record.resolved !== 'object') {
+    return 'the resolved training configuration is missing';
+  }
+  return undefined;
+}
+
+/** A record recover() refused to load (reported, never deleted: an operator looks at it). */
+export interface RejectedRecord {
+  key: string;
+  reason: string;
+}
+
 export interface JobManagerOptions {
   nc: NatsConnection;
   kv: KV;
@@ -111,6 +161,7 @@ export interface StartJobInput {
 
 export class JobManager {
   private readonly jobs = new Map<string, LiveJob>();
+  private readonly rejected: RejectedRecord[] = [];
   private readonly queue: string[] = [];
   private current: { jobId: string; controller: AbortController; done: Promise<void> } | undefined;
   private accepting = true;
@@ -136,7 +187,15 @@ export class JobManager {
         const { job, record } = decodeRecord(entry.value);
         live = { job, record, writes: Promise.resolve() };
       } catch (err) {
+        this.rejected.push({ key, reason: `unreadable: ${(err as Error).message}` });
         this.logger.warn('ignoring an unreadable job record', { key, err });
+        continue;
+      }
+      const problem = recordProblem(key, live.job, live.record);
+      if (problem) {
+        // neither run nor cleaned up: nothing it names is touched, the record stays for review
+        this.rejected.push({ key, reason: problem });
+        this.logger.error('refusing a tampered or invalid job record', { key, reason: problem });
         continue;
       }
       this.jobs.set(live.job.jobId, live);
@@ -252,6 +311,11 @@ export class JobManager {
     return live.job;
   }
 
+  /** Records recover() refused (for diagnostics and tests). */
+  rejectedRecords(): readonly RejectedRecord[] {
+    return this.rejected;
+  }
+
   /** Jobs known to this process (for tests and diagnostics). */
   list(): TrainingJob[] {
     return [...this.jobs.values()].map((j) => j.job);
@@ -297,9 +361,10 @@ export class JobManager {
     const { store } = this.opts;
     const id = live.job.pruningnetId;
     if (live.record.pausedCheckpoint) {
+      const paused = store.jobPausedDir(live.job.jobId);
       try {
-        await store.verify(live.record.pausedCheckpoint, `${live.job.jobId} paused checkpoint`);
-        return { resumeFrom: live.record.pausedCheckpoint, note: 'paused checkpoint' };
+        await store.verify(paused, `${live.job.jobId} paused checkpoint`);
+        return { resumeFrom: paused, note: 'paused checkpoint' };
       } catch (err) {
         if (!(err instanceof CheckpointCorruptError)) throw err;
         this.logger.warn('paused checkpoint refused; falling back to the last version', {
@@ -485,7 +550,7 @@ export class JobManager {
         );
     }
     if (live.record.pausedCheckpoint) {
-      await rm(live.record.pausedCheckpoint, { recursive: true, force: true });
+      await rm(store.jobPausedDir(live.job.jobId), { recursive: true, force: true });
       delete live.record.pausedCheckpoint;
     }
     await this.report(
@@ -504,7 +569,10 @@ export class JobManager {
       () => {},
     );
     if (live.record.pausedCheckpoint) {
-      await rm(live.record.pausedCheckpoint, { recursive: true, force: true }).catch(() => {});
+      await rm(this.opts.store.jobPausedDir(live.job.jobId), {
+        recursive: true,
+        force: true,
+      }).catch(() => {});
       delete live.record.pausedCheckpoint;
       await this.persist(live).catch(() => {});
     }

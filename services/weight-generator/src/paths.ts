@@ -3,9 +3,15 @@
  * safe alphabet; paths given relative to a configured root must stay inside it (after
  * resolving "..", and after following symbolic links of the parts that already exist).
  */
-import { realpathSync } from 'node:fs';
-import { dirname, isAbsolute, relative, resolve, sep } from 'node:path';
-import { InvalidArgumentError } from '@metaprune/runtime';
+import { constants } from 'node:fs';
+import { access, mkdir, rm, writeFile } from 'node:fs/promises';
+import { isAbsolute, join, resolve } from 'node:path';
+import {
+  FailedPreconditionError,
+  InvalidArgumentError,
+  isInside,
+  realpathOfExisting,
+} from '@metaprune/runtime';
 
 /**
  * Ids of PruningNets and jobs: letters, digits, ".", "_", "-"; 1-128 chars; starting with a
@@ -23,29 +29,6 @@ export function requireId(field: string, value: string): string {
     );
   }
   return value;
-}
-
-/** True when `child` is `root` itself or below it (both absolute, normalised). */
-export function isInside(root: string, child: string): boolean {
-  const rel = relative(root, child);
-  return rel === '' || (!rel.startsWith(`..${sep}`) && rel !== '..' && !isAbsolute(rel));
-}
-
-/** The longest existing prefix of `path`, with symbolic links resolved, plus the rest. */
-function realpathOfExisting(path: string): string {
-  let existing = path;
-  const rest: string[] = [];
-  for (;;) {
-    try {
-      const real = realpathSync(existing);
-      return rest.length ? resolve(real, ...rest.reverse()) : real;
-    } catch {
-      const parent = dirname(existing);
-      if (parent === existing) return path;
-      rest.push(existing.slice(parent.length + (parent.endsWith(sep) ? 0 : 1)));
-      existing = parent;
-    }
-  }
 }
 
 /**
@@ -89,4 +72,28 @@ export function requireName(field: string, value: string): string {
     );
   }
   return value;
+}
+
+/**
+ * Creates `dir` if needed and checks that this process can write into it: a read-only or
+ * foreign-owned root is FAILED_PRECONDITION before a job is accepted, instead of a job that
+ * fails later with a misleading ENOENT (or an INTERNAL export).
+ */
+export async function requireWritable(dir: string, what: string): Promise<void> {
+  try {
+    await mkdir(dir, { recursive: true });
+    // access() alone would pass for root on a read-only directory: create a file
+    await access(dir, constants.W_OK | constants.X_OK);
+    const probe = join(dir, `.write-probe-${process.pid}-${Date.now()}`);
+    await writeFile(probe, '', { flag: 'wx' });
+    await rm(probe, { force: true });
+  } catch (err) {
+    const code = (err as { code?: string }).code ?? '';
+    if (['EACCES', 'EPERM', 'EROFS', 'ENOTDIR', 'EEXIST', 'ENOSPC'].includes(code)) {
+      throw new FailedPreconditionError(`${what} ${dir} is not writable (${code})`, {
+        cause: err,
+      });
+    }
+    throw err;
+  }
 }

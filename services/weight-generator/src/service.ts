@@ -3,8 +3,8 @@
  * validated first (INVALID_ARGUMENT naming it); typed errors map to statuses in
  * @metaprune/runtime's toGrpcStatus.
  */
-import { randomBytes, timingSafeEqual } from 'node:crypto';
-import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { readdir, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Metadata } from '@grpc/grpc-js';
 import { buildNetwork, countCost, type Encoding, geneChannels } from '@metaprune/core';
@@ -19,13 +19,12 @@ import {
   CancelledError,
   InvalidArgumentError,
   type Logger,
-  PermissionDeniedError,
+  requireBearer,
   requireNumber,
   SPAN_NAMES,
   TELEMETRY_ATTRS,
   tracedServerStream,
   tracedUnary,
-  UnauthenticatedError,
   UnavailableError,
   withSpan,
   writeMessage,
@@ -34,7 +33,7 @@ import { isTerminal, specToProto } from '@metaprune/wire';
 import type { KV } from '@nats-io/kv';
 import type { PruningNetCache } from './cache.js';
 import { decodeRecord, type JobManager, type StartJobInput } from './jobs.js';
-import { requireId, requireName, resolveInside } from './paths.js';
+import { requireId, requireName, requireWritable, resolveInside } from './paths.js';
 import type { CheckpointStore, StoredVersion } from './store.js';
 import type { Exporter } from './types.js';
 import { encodingFor, resolveTrainingConfig, trainingConfigToProto } from './validate.js';
@@ -132,19 +131,9 @@ export class WeightGeneratorHandlers {
     this.watchers.clear();
   }
 
-  private authorize(metadata: Metadata): void {
-    const token = this.deps.authToken;
-    if (!token) return;
-    const raw = metadata.get('authorization')[0];
-    if (raw === undefined || raw === '') {
-      throw new UnauthenticatedError('this call needs "authorization: Bearer <token>" metadata');
-    }
-    const m = /^Bearer\s+(.+)$/i.exec(String(raw));
-    const given = Buffer.from(m?.[1] ?? '');
-    const want = Buffer.from(token);
-    if (!m || given.length !== want.length || !timingSafeEqual(given, want)) {
-      throw new PermissionDeniedError('the bearer token is not accepted');
-    }
+  /** Mutating calls (StartTraining incl. resume, CancelTraining, ExportNetwork) need the token. */
+  private authorize(metadata: Metadata, what = 'this call'): void {
+    requireBearer(metadata, this.deps.authToken, what);
   }
 
   implementation(): weightgen.WeightGeneratorServiceServer {
@@ -178,9 +167,14 @@ export class WeightGeneratorHandlers {
       generateWeights: tracedServerStream((call, ctx) => this.generateWeights(call, ctx.signal), {
         logger,
       }),
-      exportNetwork: tracedUnary((call, ctx) => this.exportNetwork(call.request, ctx.signal), {
-        logger,
-      }),
+      exportNetwork: tracedUnary(
+        (call, ctx) => {
+          // an export replaces the file of the same name: a write like any other
+          this.authorize(call.metadata, 'ExportNetwork');
+          return this.exportNetwork(call.request, ctx.signal);
+        },
+        { logger },
+      ),
     };
   }
 
@@ -208,6 +202,9 @@ export class WeightGeneratorHandlers {
         config: v.manifest.meta.config,
       };
     }
+    // the job will write checkpoints: refuse now, not after it was accepted
+    await requireWritable(this.deps.store.pruningnetsDir, 'the checkpoint root');
+    await requireWritable(this.deps.store.jobsDir, 'the checkpoint root');
     const job = await this.deps.jobs.start({
       resolved,
       displayName: req.displayName,
@@ -384,7 +381,7 @@ export class WeightGeneratorHandlers {
     const target = join(outDir, name);
     // re-check with the name joined (a symbolic link named like the export must not lead out)
     resolveInside(this.deps.exportRoot, join(req.outputDir, name), 'name');
-    await mkdir(outDir, { recursive: true });
+    await requireWritable(outDir, 'the export directory');
     const tmp = join(outDir, `.${name}.tmp-${randomBytes(4).toString('hex')}`);
     try {
       const meta = v.manifest.meta;

@@ -27,13 +27,15 @@ import {
   writeFile,
 } from 'node:fs/promises';
 import { join, relative, sep } from 'node:path';
-import { type Logger, NotFoundError, nullLogger } from '@metaprune/runtime';
+import { type Logger, NotFoundError, nullLogger, pathInside } from '@metaprune/runtime';
 import { CheckpointCorruptError } from './errors.js';
 import type { ResolvedTrainingConfig } from './types.js';
 
 /** The service's manifest of a version (the engine's own files keep their names). */
 export const MANIFEST = 'version.json';
-export const MANIFEST_FORMAT = 'metaprune-pruningnet-checkpoint/1';
+export const MANIFEST_FORMAT = 'metaprune-pruningnet-checkpoint/2';
+/** Manifests written before the digest covered the metadata (read, with a warning). */
+export const LEGACY_MANIFEST_FORMAT = 'metaprune-pruningnet-checkpoint/1';
 
 export interface CheckpointFile {
   /** Path relative to the version directory, "/"-separated. */
@@ -55,7 +57,7 @@ export interface CheckpointMeta {
 }
 
 export interface Manifest {
-  format: typeof MANIFEST_FORMAT;
+  format: typeof MANIFEST_FORMAT | typeof LEGACY_MANIFEST_FORMAT;
   /** Version number (0 for a job's paused checkpoint, which is not a version). */
   version: number;
   meta: CheckpointMeta;
@@ -103,10 +105,36 @@ async function listFiles(dir: string, base = dir): Promise<string[]> {
   return out.sort();
 }
 
-function digestOf(files: readonly CheckpointFile[]): string {
+/**
+ * SHA-256 over the file list and (format 2) everything else the manifest states: an edited
+ * version.json (configuration, epochs, accuracy, version number) fails verification like a
+ * corrupted weight file, instead of being served.
+ */
+function digestOf(m: Pick<Manifest, 'format' | 'files' | 'meta' | 'version'>): string {
   const h = createHash('sha256');
-  for (const f of files) h.update(`${f.path}\0${f.bytes}\0${f.sha256}\n`);
+  for (const f of m.files) h.update(`${f.path}\0${f.bytes}\0${f.sha256}\n`);
+  if (m.format !== LEGACY_MANIFEST_FORMAT) {
+    h.update(`format\0${m.format}\nversion\0${m.version}\nmeta\0${JSON.stringify(m.meta)}\n`);
+  }
   return h.digest('hex');
+}
+
+/** Why stored metadata cannot be used, or undefined (checked on every read). */
+function metaProblem(meta: CheckpointMeta): string | undefined {
+  if (typeof meta.pruningnetId !== 'string' || typeof meta.jobId !== 'string') return 'ids';
+  if (!Number.isSafeInteger(meta.epochsTrained) || meta.epochsTrained < 0) return 'epochsTrained';
+  if (
+    meta.validationAccuracy !== undefined &&
+    !(meta.validationAccuracy >= 0 && meta.validationAccuracy <= 1)
+  ) {
+    return 'validationAccuracy';
+  }
+  const net = (meta.config as { network?: unknown } | null)?.network;
+  if (net === null || typeof net !== 'object') return 'config.network';
+  if (typeof meta.createTime !== 'string' || Number.isNaN(Date.parse(meta.createTime))) {
+    return 'createTime';
+  }
+  return undefined;
 }
 
 const VERSION_DIR = /^v([1-9][0-9]{0,8})$/;
@@ -119,6 +147,7 @@ export class CheckpointStore {
   readonly pruningnetsDir: string;
   readonly jobsDir: string;
   private readonly logger: Logger;
+  private readonly legacyWarned = new Set<string>();
   /** Verification results by version dir, valid while the signature is unchanged. */
   private readonly verified = new Map<
     string,
@@ -147,17 +176,22 @@ export class CheckpointStore {
     }
   }
 
+  // Every directory is derived from the root plus plain names and re-checked to stay inside
+  // (ids can come from stored records; PathEscapeError rather than a path outside the root).
   pruningnetDir(id: string): string {
-    return join(this.pruningnetsDir, id);
+    return pathInside(this.pruningnetsDir, id);
   }
   versionDir(id: string, version: number): string {
-    return join(this.pruningnetsDir, id, `v${version}`);
+    if (!Number.isSafeInteger(version) || version < 1) {
+      throw new NotFoundError(`PruningNet ${id} has no version ${version}`);
+    }
+    return pathInside(this.pruningnetsDir, id, `v${version}`);
   }
   jobWorkDir(jobId: string): string {
-    return join(this.jobsDir, jobId, 'work');
+    return pathInside(this.jobsDir, jobId, 'work');
   }
   jobPausedDir(jobId: string): string {
-    return join(this.jobsDir, jobId, 'paused');
+    return pathInside(this.jobsDir, jobId, 'paused');
   }
 
   /** Version numbers of a PruningNet, ascending (directories only; not verified). */
@@ -214,7 +248,7 @@ export class CheckpointStore {
         version,
         meta,
         files,
-        digest: digestOf(files),
+        digest: digestOf({ format: MANIFEST_FORMAT, version, meta, files }),
         sizeBytes: files.reduce((s, f) => s + f.bytes, 0),
       };
       const mpath = join(staging, MANIFEST);
@@ -242,7 +276,11 @@ export class CheckpointStore {
       for (let attempt = 0; attempt < 100; attempt++) {
         const existing = await this.versions(id);
         const version = (existing[existing.length - 1] ?? 0) + 1;
-        const manifest: Manifest = { ...staged.manifest, version };
+        const manifest: Manifest = {
+          ...staged.manifest,
+          version,
+          digest: digestOf({ ...staged.manifest, version }),
+        };
         const mpath = join(staging, MANIFEST);
         await writeFile(mpath, `${JSON.stringify(manifest, null, 2)}\n`);
         await fsyncPath(mpath);
@@ -339,7 +377,7 @@ export class CheckpointStore {
     if (
       m === null ||
       typeof m !== 'object' ||
-      m.format !== MANIFEST_FORMAT ||
+      (m.format !== MANIFEST_FORMAT && m.format !== LEGACY_MANIFEST_FORMAT) ||
       !Array.isArray(m.files) ||
       typeof m.meta !== 'object' ||
       m.meta === null ||
@@ -348,8 +386,20 @@ export class CheckpointStore {
     ) {
       throw new CheckpointCorruptError(label, `${MANIFEST} is not a ${MANIFEST_FORMAT} manifest`);
     }
-    if (m.digest !== digestOf(m.files)) {
-      throw new CheckpointCorruptError(label, `${MANIFEST} digest does not match its file list`);
+    if (m.digest !== digestOf(m)) {
+      throw new CheckpointCorruptError(
+        label,
+        `${MANIFEST} digest does not match its contents (edited or corrupted)`,
+      );
+    }
+    const bad = metaProblem(m.meta);
+    if (bad) throw new CheckpointCorruptError(label, `${MANIFEST} has an invalid meta.${bad}`);
+    if (m.format === LEGACY_MANIFEST_FORMAT && !this.legacyWarned.has(dir)) {
+      this.legacyWarned.add(dir);
+      this.logger.warn(
+        'checkpoint written by an older version: its metadata is not covered by the digest',
+        { dir: label },
+      );
     }
     return m;
   }

@@ -3,7 +3,7 @@
  * 127.0.0.1:0, training in a real child process running the engine on Fashion-MNIST
  * (a tiny MobileNetV2 and a few steps per epoch, so it stays quick on two cores).
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type ServiceError, status } from '@grpc/grpc-js';
@@ -163,7 +163,7 @@ describe('weight generator service', () => {
     expect(fieldOf(badId)).toBe('job_id');
   });
 
-  it('with an auth token, StartTraining and CancelTraining need it', async () => {
+  it('with an auth token, StartTraining (also resuming), CancelTraining and ExportNetwork need it', async () => {
     const secured = await startWeightGenerator({
       ...options(),
       checkpointRoot: join(tmp.path, 'secured'),
@@ -184,6 +184,23 @@ describe('weight generator service', () => {
       expect(right.code).toBe(status.INVALID_ARGUMENT); // past authentication
       const cancel = await grpcError(unary(c, c.cancelTraining, { jobId: 'job-x' }));
       expect(cancel.code).toBe(status.UNAUTHENTICATED);
+      // adding a version to someone's PruningNet, or replacing an export, is a write too
+      const resume = await grpcError(
+        unary(c, c.startTraining, { ...req, resumePruningnetId: 'pn-someone' }),
+      );
+      expect(resume.code).toBe(status.UNAUTHENTICATED);
+      const exportReq = weightgen.ExportNetworkRequest.fromPartial({
+        pruningnetId: 'pn-someone',
+        encoding: { genes: [1] },
+        outputDir: 'x',
+      });
+      expect((await grpcError(unary(c, c.exportNetwork, exportReq))).code).toBe(
+        status.UNAUTHENTICATED,
+      );
+      const exportRight = await grpcError(
+        unary(c, c.exportNetwork, exportReq, { token: 's3cret' }),
+      );
+      expect(exportRight.code).toBe(status.NOT_FOUND); // past authentication
       const list = await unary(
         c,
         c.listPruningNets,
@@ -427,14 +444,8 @@ describe('weight generator service', () => {
       expect(existsSync(join(root, 'team', 'a', 'tiny-pruned', p))).toBe(true);
     }
     expect(model.userDefinedMetadata?.encoding).toEqual(enc);
-    for (const [outputDir, name, field] of [
-      ['../outside', '', 'output_dir'],
-      ['/tmp', '', 'output_dir'],
-      ['a/../../..', '', 'output_dir'],
-      ['', '../x', 'name'],
-      ['', 'a/b', 'name'],
-    ] as const) {
-      const err = await grpcError(
+    const exportError = (outputDir: string, name: string) =>
+      grpcError(
         unary(
           client,
           client.exportNetwork,
@@ -446,10 +457,23 @@ describe('weight generator service', () => {
           }),
         ),
       );
+    for (const [outputDir, name, field] of [
+      ['../outside', '', 'output_dir'],
+      ['/tmp', '', 'output_dir'],
+      ['a/../../..', '', 'output_dir'],
+      ['', '../x', 'name'],
+      ['', 'a/b', 'name'],
+    ] as const) {
+      const err = await exportError(outputDir, name);
       expect(err.code, `${outputDir} ${name}`).toBe(status.INVALID_ARGUMENT);
       expect(fieldOf(err)).toBe(field);
     }
     expect(existsSync(join(tmp.path, 'outside'))).toBe(false);
+    // an output directory that cannot be written: FAILED_PRECONDITION before exporting
+    writeFileSync(join(root, 'blocked'), 'a file, not a directory');
+    const blocked = await exportError('blocked/sub', '');
+    expect(blocked.code).toBe(status.FAILED_PRECONDITION);
+    expect(blocked.details).toMatch(/export directory .* is not writable/);
   });
 
   it('refuses a corrupted checkpoint version with DATA_LOSS and keeps serving the last good one', async () => {

@@ -100,6 +100,32 @@ describe('CheckpointStore', () => {
     await expect(store.resolve('pn-b', 0)).rejects.toBeInstanceOf(CheckpointCorruptError);
   });
 
+  it('refuses an edited version.json (the digest covers the metadata): skipped in lists, latest falls back', async () => {
+    const store = new CheckpointStore(join(tmp.path, 'ckpt-meta'));
+    await store.init();
+    await store.publish(engineDir('m1', 'one'.repeat(100)), meta('pn-m'));
+    const v2 = await store.publish(engineDir('m2', 'two'.repeat(100)), meta('pn-m'));
+    await store.publish(engineDir('o1', 'other'.repeat(100)), meta('pn-o'));
+    const path = join(v2.dir, MANIFEST);
+    const m = JSON.parse(await readFile(path, 'utf8'));
+    // a plausible edit (more epochs) and a garbage one (what made every listing INTERNAL)
+    for (const edit of [
+      { ...m, meta: { ...m.meta, epochsTrained: 99 } },
+      { ...m, meta: { ...m.meta, config: null } },
+      { ...m, version: 7 },
+    ]) {
+      await writeFile(path, JSON.stringify(edit));
+      const err = await store.resolve('pn-m', 2).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(CheckpointCorruptError);
+      expect((err as Error).message).toMatch(/digest does not match its contents/);
+      expect((await store.resolve('pn-m', 0)).version).toBe(1);
+      expect((await store.list()).map((v) => `${v.pruningnetId}@${v.version}`).sort()).toEqual([
+        'pn-m@1',
+        'pn-o@1',
+      ]);
+    }
+  });
+
   it('moves files when asked, and prunes the oldest versions', async () => {
     const store = new CheckpointStore(join(tmp.path, 'ckpt-d'));
     await store.init();

@@ -1,22 +1,32 @@
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { type ConsoleHandle, startConsole } from '@metaprune/console';
-import { createLogger, type LogLevel } from '@metaprune/runtime';
+import { createLogger, type LogLevel, redactNatsUrl } from '@metaprune/runtime';
 import { DEFAULT_PORTS } from '@metaprune/wire';
 import { num, parseFlags, str } from '../args.js';
 import { UsageError } from '../errors.js';
+import { natsUrlWithCredentials, secretsPath } from '../secrets.js';
 import { metapruneHome, type Stack, stackFilePath, startStack } from '../stack.js';
 
 export const upHelp = `metaprune up [--evaluators N] [--nats URL] [--home DIR] [--console-port P] [--log-level L] [--verbose]
-  Starts the stack on this machine: nats-server with JetStream on a free loopback port and
-  a temporary store (unless --nats names a server), the weight generator, the latency
-  profiler, the controller (connected to it, for latency budgets) and N evaluator processes
+  Starts the stack on this machine: nats-server with JetStream on a free loopback port
+  (unless --nats names a server; nats://user:pass@host:port is accepted), the weight
+  generator, the latency profiler, the controller (connected to it, for latency budgets) and N evaluator processes
   (default: one per core). Waits until every service reports SERVING, prints the endpoints
   and a line "ready", and writes them to <home>/stack.json so that \`metaprune search\`,
   \`train --remote\`, \`profile\` and \`latency\` find the stack without flags.
   Ctrl-C / SIGTERM shuts everything down cleanly.
+  Secure by default: NATS requires one generated user per service (subject permissions),
+  every mutating call needs the generated token, the console needs it for writes; all of
+  them in <home>/secrets.json (0600). The NATS store persists in <home>/nats. A crashed
+  service is restarted on its address (with backoff); the services end with \`up\`, even
+  when it is killed.
   --home   checkpoints, exports, logs and stack.json (default $METAPRUNE_HOME or ~/.metaprune)
   --console-port  port of the web console (default ${DEFAULT_PORTS.console}; a free one if taken; 0 = any)`;
+
+/** A service crashing more often than this within the window stops the stack. */
+const MAX_RESTARTS = 5;
+const RESTART_WINDOW_MS = 5 * 60_000;
 
 export async function upCommand(argv: string[]): Promise<number> {
   const v = parseFlags(argv, {
@@ -55,6 +65,8 @@ export async function upCommand(argv: string[]): Promise<number> {
       ...(natsUrl ? { natsUrl } : {}),
       home,
       writeStackFile: true,
+      persistNats: true,
+      guardNats: true,
       stackFile: str(v, 'home') !== undefined ? stackFilePath(home) : stackFilePath(),
       logLevel,
       ...(verbose
@@ -81,8 +93,17 @@ export async function upCommand(argv: string[]): Promise<number> {
         controller: stack.controller.address,
         weightGenerator: stack.weightGenerator.address,
         ...(profiler ? { latencyProfiler: profiler } : {}),
-        natsUrl: [stack.natsUrl],
+        // the console's own NATS user: read-only subjects
+        natsUrl: [
+          stack.nats
+            ? natsUrlWithCredentials(stack.nats.url, stack.secrets, 'console')
+            : stack.natsUrl,
+        ],
         exportRoot: join(stack.home, 'exports'),
+        // writes through the console need the stack's token; only then does the console
+        // lend its own (the same) token to the profiler and the weight generator
+        accessToken: stack.secrets.token,
+        registrationToken: stack.secrets.token,
         logger: consoleLogger,
       });
       break;
@@ -95,7 +116,8 @@ export async function upCommand(argv: string[]): Promise<number> {
     }
   }
   const rows: [string, string][] = [
-    ['nats', stack.natsUrl],
+    // the server's plain address; the credentials are in secrets.json / the stack file
+    ['nats', stack.nats ? stack.nats.url : redactNatsUrl(stack.natsUrl)],
     ['weight-generator', stack.weightGenerator.address],
     ...(stack.latencyProfiler
       ? [['latency-profiler', stack.latencyProfiler.address] as [string, string]]
@@ -108,6 +130,7 @@ export async function upCommand(argv: string[]): Promise<number> {
     ['console', web?.url ?? ''],
     ['stack file', str(v, 'home') !== undefined ? stackFilePath(home) : stackFilePath()],
     ['logs', `${home}/logs`],
+    ['credentials', secretsPath(home)],
   ];
   for (const [k, val] of rows) console.log(`${k.padEnd(18)} ${val}`);
   console.log('ready');
@@ -120,6 +143,7 @@ export async function upCommand(argv: string[]): Promise<number> {
   ];
   let exitCode = 0;
   let shuttingDown = false;
+  const crashes = new Map<string, number[]>();
   const done = new Promise<void>((resolveDone) => {
     const shutdown = (why: string) => {
       if (shuttingDown) return;
@@ -155,9 +179,30 @@ export async function upCommand(argv: string[]): Promise<number> {
           } catch (err) {
             process.stderr.write(`could not restart the evaluator: ${(err as Error).message}\n`);
           }
-        } else {
+          return;
+        }
+        // other services: restarted on their port with a growing delay; a service that keeps
+        // crashing (MAX_RESTARTS within RESTART_WINDOW_MS) stops the stack
+        const now = Date.now();
+        const recent = (crashes.get(p.name) ?? []).filter((t) => now - t < RESTART_WINDOW_MS);
+        recent.push(now);
+        crashes.set(p.name, recent);
+        if (recent.length > MAX_RESTARTS) {
           exitCode = 1;
-          shutdown(`${p.name} stopped`);
+          shutdown(`${p.name} crashed ${recent.length} times within ${RESTART_WINDOW_MS / 1000} s`);
+          return;
+        }
+        const delay = Math.min(1000 * 2 ** (recent.length - 1), 30_000);
+        process.stderr.write(`restarting ${p.name} in ${delay / 1000} s\n`);
+        await new Promise((r) => setTimeout(r, delay));
+        if (shuttingDown) return;
+        try {
+          const again = await stack.restart(p.name as Exclude<typeof p.name, 'evaluator'>);
+          process.stderr.write(`${p.name} restarted at ${again.address}\n`);
+          watch(again);
+        } catch (err) {
+          exitCode = 1;
+          shutdown(`could not restart ${p.name}: ${(err as Error).message}`);
         }
       });
     };

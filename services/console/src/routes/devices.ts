@@ -179,9 +179,11 @@ export class DeviceRoutes {
     name: string,
     description: string,
     bearer?: string,
+    /** Whether the caller proved itself to the console: only then its own token is lent. */
+    authenticated = false,
   ): Promise<{ device: DeviceView; token: string }> {
     this.requireProfiler();
-    const token = bearer ?? this.o.registrationToken;
+    const token = bearer ?? (authenticated ? this.o.registrationToken : undefined);
     const client = new LatencyProfilerClient(this.o.address!, {
       ...(token ? { bearerToken: token } : {}),
     });
