@@ -116,3 +116,4 @@ export {
   type TrainResult,
   trainPruningNet,
 } from './train/trainer.js';
+export * from './deploy/index.js';

@@ -1,0 +1,25 @@
+export {
+  artifactsOf,
+  convertToInference,
+  type ExportForm,
+  FORMS,
+  foldArtifacts,
+  INFERENCE_RUNTIME,
+  inferenceMetadata,
+  kerasLayers,
+  NotAnExportError,
+  readTrainingForm,
+  type RuntimeInfo,
+  writeInferenceForm,
+} from './convert.js';
+export {
+  type Act,
+  foldTrainingForm,
+  type InferenceGraph,
+  type InferenceOp,
+  type KerasLayer,
+  UnsupportedModelError,
+} from './fold.js';
+export { GRAPH_OUTPUT, toGraphModel } from './graph-model.js';
+export { type DeployedModel, loadDeployedModel } from './load.js';
+export { deployReadme, deployReadmeText } from './readme.js';
