@@ -8,7 +8,12 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { fileLoadHandler, fileSaveHandler, MODEL_JSON } from '../plain/export.js';
-import { foldTrainingForm, type InferenceGraph, type KerasLayer, UnsupportedModelError } from './fold.js';
+import {
+  foldTrainingForm,
+  type InferenceGraph,
+  type KerasLayer,
+  UnsupportedModelError,
+} from './fold.js';
 import { toGraphModel } from './graph-model.js';
 import { deployReadme } from './readme.js';
 
@@ -120,7 +125,10 @@ export async function readTrainingForm(dir: string): Promise<tf.io.ModelArtifact
 }
 
 /** Converter: a training-form export in `from` -> its inference form in `to`. */
-export async function convertToInference(from: string, to: string): Promise<Record<string, unknown>> {
+export async function convertToInference(
+  from: string,
+  to: string,
+): Promise<Record<string, unknown>> {
   const artifacts = await readTrainingForm(from);
   try {
     return await writeInferenceForm(artifacts, to);
@@ -145,6 +153,9 @@ export async function artifactsOf(
     }),
   );
   if (!captured) throw new Error('model.save produced no artifacts');
-  if (metadata) captured.userDefinedMetadata = metadata as NonNullable<tf.io.ModelArtifacts['userDefinedMetadata']>;
+  if (metadata)
+    captured.userDefinedMetadata = metadata as NonNullable<
+      tf.io.ModelArtifacts['userDefinedMetadata']
+    >;
   return captured;
 }

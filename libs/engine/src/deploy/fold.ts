@@ -50,7 +50,12 @@ export type InferenceOp =
   | (OpBase & { kind: 'act'; act: Exclude<Act, 'linear'> })
   | (OpBase & { kind: 'softmax' })
   | (OpBase & { kind: 'mean' })
-  | (OpBase & { kind: 'maxpool'; size: [number, number]; strides: [number, number]; padding: 'same' | 'valid' })
+  | (OpBase & {
+      kind: 'maxpool';
+      size: [number, number];
+      strides: [number, number];
+      padding: 'same' | 'valid';
+    })
   | (OpBase & { kind: 'transpose'; perm: number[] });
 
 export interface InferenceGraph {
@@ -113,7 +118,9 @@ function weight(w: Weights, layer: string, key: string, size?: number): Float32A
   const v = w.get(`${layer}/${key}`);
   if (!v) throw new UnsupportedModelError(`weight ${layer}/${key} is missing`);
   if (size !== undefined && v.length !== size) {
-    throw new UnsupportedModelError(`weight ${layer}/${key} has ${v.length} values, expected ${size}`);
+    throw new UnsupportedModelError(
+      `weight ${layer}/${key} has ${v.length} values, expected ${size}`,
+    );
   }
   return v;
 }
@@ -176,7 +183,9 @@ export function foldTrainingForm(layers: readonly KerasLayer[], weights: Weights
         const depthwise = l.class_name === 'DepthwiseConv2D';
         const dil = pair(c['dilation_rate'] ?? 1, `${l.name}.dilation_rate`);
         if (dil[0] !== 1 || dil[1] !== 1) {
-          throw new UnsupportedModelError(`layer ${l.name}: dilated convolutions are not supported`);
+          throw new UnsupportedModelError(
+            `layer ${l.name}: dilated convolutions are not supported`,
+          );
         }
         if ((c['data_format'] ?? 'channels_last') !== 'channels_last') {
           throw new UnsupportedModelError(`layer ${l.name}: only channels_last is supported`);
@@ -189,9 +198,12 @@ export function foldTrainingForm(layers: readonly KerasLayer[], weights: Weights
           : k.length / (kh * kw * (cout as number));
         const mult = Number(c['depth_multiplier'] ?? 1);
         const outCh = depthwise ? cin * mult : (cout as number);
-        const bias = c['use_bias'] ? weight(weights, l.name, 'bias', outCh).slice() : new Float32Array(outCh);
+        const bias = c['use_bias']
+          ? weight(weights, l.name, 'bias', outCh).slice()
+          : new Float32Array(outCh);
         const act = actOf(c['activation'], l.name);
-        if (act === 'softmax') throw new UnsupportedModelError(`layer ${l.name}: softmax on a convolution`);
+        if (act === 'softmax')
+          throw new UnsupportedModelError(`layer ${l.name}: softmax on a convolution`);
         const padding = c['padding'] === 'same' ? 'same' : 'valid';
         push({
           kind: depthwise ? 'depthwise' : 'conv',
@@ -256,7 +268,9 @@ export function foldTrainingForm(layers: readonly KerasLayer[], weights: Weights
         for (let i = 0; i < p.kernel.length; i++) p.kernel[i]! *= scale[i % n] as number;
         const bias = p.bias ?? new Float32Array(n);
         for (let o = 0; o < n; o++) {
-          bias[o] = ((bias[o] as number) - (mean[o] as number)) * (scale[o] as number) + (beta ? (beta[o] as number) : 0);
+          bias[o] =
+            ((bias[o] as number) - (mean[o] as number)) * (scale[o] as number) +
+            (beta ? (beta[o] as number) : 0);
         }
         p.bias = bias;
         alias.set(l.name, p.name);
@@ -275,7 +289,11 @@ export function foldTrainingForm(layers: readonly KerasLayer[], weights: Weights
           break;
         }
         const p = soleProducer(l);
-        if (p && (p.kind === 'conv' || p.kind === 'depthwise' || p.kind === 'dense') && p.act === 'linear') {
+        if (
+          p &&
+          (p.kind === 'conv' || p.kind === 'depthwise' || p.kind === 'dense') &&
+          p.act === 'linear'
+        ) {
           p.act = act;
           alias.set(l.name, p.name);
           fusedActivations++;
@@ -397,7 +415,8 @@ function foldInputNormalisation(ops: InferenceOp[], consumers: Map<string, Infer
         for (let o = 0; o < so; o++) {
           const w = stem.kernel[(p * oc + c) * so + o] as number;
           bias[o]! += b * w;
-          for (let i = 0; i < ic; i++) kernel[(p * ic + i) * so + o]! += (norm.kernel[i * oc + c] as number) * w;
+          for (let i = 0; i < ic; i++)
+            kernel[(p * ic + i) * so + o]! += (norm.kernel[i * oc + c] as number) * w;
         }
       }
     }
@@ -408,7 +427,12 @@ function foldInputNormalisation(ops: InferenceOp[], consumers: Map<string, Infer
       kind: 'pad',
       name: padName,
       inputs: [...norm.inputs],
-      paddings: [[0, 0], [ph, ph], [pw, pw], [0, 0]],
+      paddings: [
+        [0, 0],
+        [ph, ph],
+        [pw, pw],
+        [0, 0],
+      ],
       value: v,
     };
     stem.inputs = [padName];

@@ -12,7 +12,11 @@ import type { ConvOp, DenseOp, InferenceGraph } from './fold.js';
 
 /** What `tf.io` needs: a model.json body (without weightsManifest paths) and the weights. */
 export interface GraphArtifacts {
-  modelTopology: { node: GraphNode[]; library: Record<string, never>; versions: { producer: number } };
+  modelTopology: {
+    node: GraphNode[];
+    library: Record<string, never>;
+    versions: { producer: number };
+  };
   weightSpecs: { name: string; shape: number[]; dtype: 'float32' | 'int32' }[];
   weightData: ArrayBuffer;
 }
@@ -133,8 +137,18 @@ export function toGraphModel(g: InferenceGraph): GraphArtifacts {
           const size = constant(`${op.name}/size`, Int32Array.of(op.rank - 1), [1]);
           const unitsC = constant(`${op.name}/units`, Int32Array.of(units), [1]);
           const axis = constant(`${op.name}/axis`, Int32Array.of(0), []);
-          nodes.push({ name: shape, op: 'Shape', input: [x], attr: { T: FLOAT, out_type: { type: 'DT_INT32' } } });
-          nodes.push({ name: lead, op: 'Slice', input: [shape, begin, size], attr: { T: { type: 'DT_INT32' } } });
+          nodes.push({
+            name: shape,
+            op: 'Shape',
+            input: [x],
+            attr: { T: FLOAT, out_type: { type: 'DT_INT32' } },
+          });
+          nodes.push({
+            name: lead,
+            op: 'Slice',
+            input: [shape, begin, size],
+            attr: { T: { type: 'DT_INT32' } },
+          });
           const full = `${op.name}/out_shape`;
           nodes.push({
             name: full,
@@ -157,7 +171,12 @@ export function toGraphModel(g: InferenceGraph): GraphArtifacts {
         break;
       case 'mean': {
         const axes = constant(`${op.name}/axes`, Int32Array.of(1, 2), [2]);
-        nodes.push({ name: op.name, op: 'Mean', input: [x, axes], attr: { T: FLOAT, keep_dims: { b: false } } });
+        nodes.push({
+          name: op.name,
+          op: 'Mean',
+          input: [x, axes],
+          attr: { T: FLOAT, keep_dims: { b: false } },
+        });
         break;
       }
       case 'maxpool':

@@ -1,3 +1,4 @@
+export { comparePredictions, type PredictionAgreement } from './compare.js';
 export {
   artifactsOf,
   convertToInference,
@@ -8,10 +9,11 @@ export {
   inferenceMetadata,
   kerasLayers,
   NotAnExportError,
-  readTrainingForm,
   type RuntimeInfo,
+  readTrainingForm,
   writeInferenceForm,
 } from './convert.js';
+export { type ExportFormOptions, exportModel } from './export.js';
 export {
   type Act,
   foldTrainingForm,

@@ -28,8 +28,13 @@ export async function loadDeployedModel(dir: string): Promise<DeployedModel> {
     throw new NotAnExportError(`${dir} is not an exported model (${(e as Error).message})`);
   }
   const meta = (json.userDefinedMetadata ?? {}) as Record<string, unknown>;
-  if (typeof meta['format'] !== 'string' || !String(meta['format']).startsWith('metaprune-plain/')) {
-    throw new NotAnExportError(`${dir}/model.json was not exported by metaprune (no metadata format)`);
+  if (
+    typeof meta['format'] !== 'string' ||
+    !String(meta['format']).startsWith('metaprune-plain/')
+  ) {
+    throw new NotAnExportError(
+      `${dir}/model.json was not exported by metaprune (no metadata format)`,
+    );
   }
   const shape = meta['inputShape'] as (number | null)[] | undefined;
   if (!Array.isArray(shape) || shape.length !== 4) {

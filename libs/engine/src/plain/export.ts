@@ -246,16 +246,20 @@ export async function exportPlainModel(
 ): Promise<tf.io.SaveResult> {
   const softmax = options.softmax ?? true;
   const meta = { ...metadata, output: softmax ? 'probabilities' : 'logits' };
-  let target = model;
-  if (softmax) {
-    const out = model.outputs[0] as tf.SymbolicTensor;
-    const probs = tf.layers
-      .activation({ activation: 'softmax', name: 'probabilities' })
-      .apply(out) as tf.SymbolicTensor;
-    // Shares the model's layers. Never dispose it: that would dispose the shared weights.
-    target = tf.model({ inputs: model.inputs, outputs: probs, name: model.name });
-  }
+  const target = softmax ? withSoftmaxOutput(model) : model;
   return target.save(fileSaveHandler(dir, meta));
+}
+
+/**
+ * `model` with a `softmax` activation layer appended (named `probabilities`). Shares the
+ * model's layers: never dispose the result, that would dispose the shared weights.
+ */
+export function withSoftmaxOutput(model: tf.LayersModel): tf.LayersModel {
+  const out = model.outputs[0] as tf.SymbolicTensor;
+  const probs = tf.layers
+    .activation({ activation: 'softmax', name: 'probabilities' })
+    .apply(out) as tf.SymbolicTensor;
+  return tf.model({ inputs: model.inputs, outputs: probs, name: model.name });
 }
 
 export interface LoadedModel {
