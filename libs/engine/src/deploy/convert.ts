@@ -7,7 +7,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { fileLoadHandler, fileSaveHandler, MODEL_JSON } from '../plain/export.js';
+import { fileLoadHandler, fileSaveHandler, MODEL_JSON, writeAtomic } from '../plain/export.js';
 import {
   foldTrainingForm,
   type InferenceGraph,
@@ -158,4 +158,18 @@ export async function artifactsOf(
       tf.io.ModelArtifacts['userDefinedMetadata']
     >;
   return captured;
+}
+
+/** Merges `patch` into the `userDefinedMetadata` of the export in `dir` (and its README). */
+export async function updateDeployedMetadata(
+  dir: string,
+  patch: Record<string, unknown>,
+): Promise<Record<string, unknown>> {
+  const path = join(dir, MODEL_JSON);
+  const json = JSON.parse(await readFile(path, 'utf8')) as tf.io.ModelJSON;
+  const meta = { ...((json.userDefinedMetadata ?? {}) as Record<string, unknown>), ...patch };
+  json.userDefinedMetadata = meta as NonNullable<tf.io.ModelJSON['userDefinedMetadata']>;
+  await writeAtomic(path, JSON.stringify(json));
+  if (json.format === 'graph-model') await deployReadme(dir, meta);
+  return meta;
 }

@@ -11,6 +11,7 @@ export {
   NotAnExportError,
   type RuntimeInfo,
   readTrainingForm,
+  updateDeployedMetadata,
   writeInferenceForm,
 } from './convert.js';
 export { type ExportFormOptions, exportModel } from './export.js';
@@ -23,5 +24,6 @@ export {
   UnsupportedModelError,
 } from './fold.js';
 export { GRAPH_OUTPUT, toGraphModel } from './graph-model.js';
+export { type DeliveredOptions, type DeliveredTiming, measureDelivered } from './latency.js';
 export { type DeployedModel, loadDeployedModel } from './load.js';
 export { deployReadme, deployReadmeText } from './readme.js';

@@ -14,6 +14,7 @@ export function deployReadmeText(meta: Record<string, unknown>): string {
   const dims = shape.slice(1).join(', ');
   const classes = (meta['classNames'] as string[] | undefined) ?? [];
   const lat = (meta['latency'] ?? {}) as Record<string, unknown>;
+  const table = lat['table'] as { device?: string } | undefined;
   const lines = [
     `# ${String(meta['network'] ?? 'model')} ${String(meta['role'] ?? '')}`.trimEnd(),
     '',
@@ -33,7 +34,7 @@ export function deployReadmeText(meta: Record<string, unknown>): string {
     "For the fastest CPU path add `import '@tensorflow/tfjs-backend-wasm'` and `await tf.setBackend('wasm')`.",
     '',
     `MACs: ${String(meta['macs'] ?? '?')}, params: ${String(meta['params'] ?? '?')}, test top-1: ${fmt(meta['test_top1'], 4)}.`,
-    `Latency at batch 1 (ms): predicted ${fmt(lat['predicted_ms'])} by the table it was searched with; delivered ${fmt(lat['delivered_ms'])} when measured at export${lat['device'] ? ` on ${String(lat['device'])}` : ''}.`,
+    `Latency at batch 1 (ms): predicted ${fmt(lat['predicted_ms'])}${table?.device ? ` by the latency table of device ${table.device}` : ''}; delivered ${fmt(lat['delivered_ms'])}${lat['host'] ? ` measured on ${String(lat['host'])} (${String(lat['runtime'])})` : ''}.`,
     'Full metadata: `userDefinedMetadata` in model.json.',
     '',
   ];

@@ -98,7 +98,7 @@ export function plainModelMetadata(
 }
 
 /** Writes `data` to `path` through a temporary file in the same directory and a rename. */
-async function writeAtomic(path: string, data: string | Uint8Array): Promise<void> {
+export async function writeAtomic(path: string, data: string | Uint8Array): Promise<void> {
   const tmp = `${path}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
   try {
     await writeFile(tmp, data);
