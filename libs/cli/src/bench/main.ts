@@ -3,6 +3,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { benchEval, benchRetrain, benchTrain } from '@metaprune/engine';
+import { benchDeploy } from './deploy.js';
 import { benchFlops } from './flops.js';
 import type { BenchLine } from './record.js';
 import { runReference } from './reference.js';
@@ -19,12 +20,15 @@ const FIGURE: Record<string, string> = {
 // `npm run bench [-- --only flops,train]`: one JSON object per workload on stdout.
 // W1/W2 run on two worker threads (both cores), retrain on one; progress goes to stderr.
 const progress = (line: string) => process.stderr.write(`${line}\n`);
-const WORKLOADS: Record<string, () => Promise<BenchLine> | BenchLine> = {
+let withReference = false;
+const WORKLOADS: Record<string, () => Promise<BenchLine | BenchLine[]> | BenchLine> = {
   flops: () => benchFlops(),
   train: () => benchTrain({ log: progress }),
   eval: () => benchEval({ log: progress }),
   retrain: () => benchRetrain({ log: progress }),
   search: () => benchSearchWorkload(),
+  // W6: one line per model (and a summary); runs its own per-model PyTorch reference.
+  deploy: () => benchDeploy({ root, reference: withReference, log: progress }),
 };
 
 function main(): number {
@@ -36,6 +40,7 @@ function main(): number {
       strict: true,
     });
     reference = values.reference === true;
+    withReference = reference;
     only = values.only ? values.only.split(',').map((s) => s.trim()) : Object.keys(WORKLOADS);
   } catch (err) {
     process.stderr.write(`bench: ${(err as Error).message}\n`);
@@ -51,9 +56,11 @@ function main(): number {
   void (async () => {
     const lines: BenchLine[] = [];
     for (const w of only) {
-      const line = await (WORKLOADS[w] as () => Promise<BenchLine>)();
-      lines.push(line);
-      if (!reference) console.log(JSON.stringify(line));
+      const got = await (WORKLOADS[w] as () => Promise<BenchLine | BenchLine[]>)();
+      for (const line of Array.isArray(got) ? got : [got]) {
+        lines.push(line);
+        if (!reference) console.log(JSON.stringify(line));
+      }
     }
     if (!reference) return;
     // --reference: the PyTorch reference right after, and each line gains the ratio.
