@@ -64,10 +64,8 @@ function main(): number {
     }
     if (!reference) return;
     // --reference: the PyTorch reference right after, and each line gains the ratio.
-    const ref = runReference(
-      root,
-      only.filter((w) => w in FIGURE),
-    );
+    const compared = only.filter((w) => w in FIGURE);
+    const ref = compared.length > 0 ? runReference(root, compared) : null;
     for (const line of lines) {
       const key = FIGURE[line.workload];
       const theirs = key ? ref?.[line.workload]?.[key] : undefined;

@@ -27,3 +27,4 @@ export { GRAPH_OUTPUT, toGraphModel } from './graph-model.js';
 export { type DeliveredOptions, type DeliveredTiming, measureDelivered } from './latency.js';
 export { type DeployedModel, loadDeployedModel } from './load.js';
 export { deployReadme, deployReadmeText } from './readme.js';
+export { DeliveredRunner } from './runner.js';
