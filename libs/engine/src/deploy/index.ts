@@ -23,7 +23,7 @@ export {
   type KerasLayer,
   UnsupportedModelError,
 } from './fold.js';
-export { GRAPH_OUTPUT, toGraphModel } from './graph-model.js';
+export { toGraphModel } from './graph-model.js';
 export { type DeliveredOptions, type DeliveredTiming, measureDelivered } from './latency.js';
 export { type DeployedModel, loadDeployedModel } from './load.js';
 export { deployReadme, deployReadmeText } from './readme.js';
