@@ -3,10 +3,11 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { benchEval, benchRetrain, benchTrain } from '@metaprune/engine';
+import { benchData, benchDataStream } from './data.js';
 import { benchDeploy } from './deploy.js';
 import { benchFlops } from './flops.js';
 import type { BenchLine } from './record.js';
-import { runReference } from './reference.js';
+import { runReference, runReferenceData } from './reference.js';
 import { benchSearchWorkload } from './search.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', '..');
@@ -15,32 +16,36 @@ const FIGURE: Record<string, string> = {
   flops: 'encodings_per_s',
   train: 'images_per_s',
   eval: 'candidates_per_min',
+  data: 'images_per_s',
 };
 
 // `npm run bench [-- --only flops,train]`: one JSON object per workload on stdout.
 // W1/W2 run on two worker threads (both cores), retrain on one; progress goes to stderr.
 const progress = (line: string) => process.stderr.write(`${line}\n`);
-let withReference = false;
 const WORKLOADS: Record<string, () => Promise<BenchLine | BenchLine[]> | BenchLine> = {
   flops: () => benchFlops(),
   train: () => benchTrain({ log: progress }),
   eval: () => benchEval({ log: progress }),
   retrain: () => benchRetrain({ log: progress }),
   search: () => benchSearchWorkload(),
+  data: () => benchData({ ...(reference ? { reference: runReferenceData(root) } : {}) }),
+  'data-stream': () => benchDataStream(),
   // W6: one line per model (and a summary); runs its own per-model PyTorch reference.
-  deploy: () => benchDeploy({ root, reference: withReference, log: progress }),
+  deploy: () => benchDeploy({ root, reference, log: progress }),
 };
+
+// --reference, known before the workloads run (W5 compares on its own folder, which only
+// lives while its workload runs).
+let reference = false;
 
 function main(): number {
   let only: string[];
-  let reference = false;
   try {
     const { values } = parseArgs({
       options: { only: { type: 'string' }, reference: { type: 'boolean' } },
       strict: true,
     });
     reference = values.reference === true;
-    withReference = reference;
     only = values.only ? values.only.split(',').map((s) => s.trim()) : Object.keys(WORKLOADS);
   } catch (err) {
     process.stderr.write(`bench: ${(err as Error).message}\n`);
@@ -64,11 +69,13 @@ function main(): number {
     }
     if (!reference) return;
     // --reference: the PyTorch reference right after, and each line gains the ratio.
-    const compared = only.filter((w) => w in FIGURE);
+    const compared = only.filter((w) => w in FIGURE && w !== 'data');
     const ref = compared.length > 0 ? runReference(root, compared) : null;
     for (const line of lines) {
       const key = FIGURE[line.workload];
-      const theirs = key ? ref?.[line.workload]?.[key] : undefined;
+      const own = line['reference'] as Record<string, unknown> | undefined;
+      delete line['reference'];
+      const theirs = key ? (own?.[key] ?? ref?.[line.workload]?.[key]) : undefined;
       if (key && typeof theirs === 'number') {
         line[`reference_${key}`] = theirs;
         line['ratio_vs_reference'] = Number(((line[key] as number) / theirs).toFixed(3));
