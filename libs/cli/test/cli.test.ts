@@ -1,4 +1,4 @@
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,6 +10,7 @@ import {
   networkFingerprint,
 } from '@metaprune/core';
 import { afterAll, describe, expect, it } from 'vitest';
+import { runCli } from './run-cli.js';
 
 // The CLI as users run it: the built entry point in a real process.
 const root = join(import.meta.dirname, '..', '..', '..');
@@ -18,21 +19,8 @@ const run = (...args: string[]) => {
   const r = spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8' });
   return { code: r.status, out: r.stdout, err: r.stderr };
 };
-// For commands that run for many seconds: asynchronous, so the test worker keeps
-// answering vitest meanwhile (a blocked worker times out vitest's RPC on a loaded machine).
-const runAsync = (...args: string[]) =>
-  new Promise<{ code: number | null; out: string; err: string }>((done) => {
-    const p = spawn(process.execPath, [cli, ...args]);
-    let out = '';
-    let err = '';
-    p.stdout.on('data', (d) => {
-      out += d;
-    });
-    p.stderr.on('data', (d) => {
-      err += d;
-    });
-    p.on('close', (code) => done({ code, out, err }));
-  });
+// For commands that run for many seconds (see run-cli.ts).
+const runAsync = runCli;
 
 describe('metaprune CLI', () => {
   it('flops --json prints one object with network, preset, macs and params', () => {

@@ -4,29 +4,15 @@
  * its metadata records the table's prediction (checked against core's predictor) and the
  * delivered latency; bad input gets one line and exit 2.
  */
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildNetwork, LatencyPredictor, type LatencyTable } from '@metaprune/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCli } from './run-cli.js';
 
 const root = join(import.meta.dirname, '..', '..', '..');
-const cli = join(root, 'libs', 'cli', 'dist', 'main.js');
-// Asynchronous, so the test worker keeps answering vitest while the CLI runs.
-const run = (...args: string[]) =>
-  new Promise<{ code: number | null; out: string; err: string }>((done) => {
-    const p = spawn(process.execPath, [cli, ...args]);
-    let out = '';
-    let err = '';
-    p.stdout.on('data', (d) => {
-      out += d;
-    });
-    p.stderr.on('data', (d) => {
-      err += d;
-    });
-    p.on('close', (code) => done({ code, out, err }));
-  });
+const run = runCli;
 const MODEL = join(root, 'docs/results/models/mobilenetv2-w0.5/metapruning-25pct');
 const dir = mkdtempSync(join(tmpdir(), 'metaprune-deploy-cli-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

@@ -40,19 +40,12 @@ export async function loadDeployedModel(dir: string): Promise<DeployedModel> {
   if (!Array.isArray(shape) || shape.length !== 4) {
     throw new NotAnExportError(`${dir}/model.json: metadata.inputShape is missing`);
   }
-  if (json.format === 'graph-model') {
-    const model = await tf.loadGraphModel(fileLoadHandler(dir));
-    return {
-      form: 'inference',
-      metadata: meta,
-      inputShape: shape,
-      predict: (x) => model.predict(x) as tf.Tensor,
-      dispose: () => model.dispose(),
-    };
-  }
-  const model = await tf.loadLayersModel(fileLoadHandler(dir));
+  const graph = json.format === 'graph-model';
+  const model = graph
+    ? await tf.loadGraphModel(fileLoadHandler(dir))
+    : await tf.loadLayersModel(fileLoadHandler(dir));
   return {
-    form: 'training',
+    form: graph ? 'inference' : 'training',
     metadata: meta,
     inputShape: shape,
     predict: (x) => model.predict(x) as tf.Tensor,
