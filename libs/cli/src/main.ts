@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { ValidationError } from '@metaprune/core';
 import { DatasetError } from '@metaprune/data';
+import { convertCommand, convertHelp } from './commands/convert.js';
 import { demoCommand, demoHelp } from './commands/demo.js';
 import { evaluateCommand, evaluateHelp } from './commands/evaluate.js';
 import { experimentCommand, experimentHelp } from './commands/experiment.js';
@@ -52,6 +53,11 @@ const COMMANDS: Record<string, Command> = {
     run: exportCommand,
     help: exportHelp,
     about: 'write a candidate as a standard tfjs model (generated weights)',
+  },
+  convert: {
+    run: convertCommand,
+    help: convertHelp,
+    about: 'turn a training-form export into the inference form',
   },
   up: { run: upCommand, help: upHelp, about: 'start the services on this machine' },
   search: { run: searchCommand, help: searchHelp, about: 'search pruned widths (via the stack)' },

@@ -29,6 +29,7 @@ export {
   saveCheckpoint,
   type TrainPosition,
 } from './checkpoint/checkpoint.js';
+export * from './deploy/index.js';
 export { BnStatsAccumulator, foldBatchNorm } from './evaluate/bn-stats.js';
 export { collectImages, shareImageSet } from './evaluate/data.js';
 export {
