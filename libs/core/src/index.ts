@@ -74,3 +74,4 @@ export type {
 export { Rng } from './random.js';
 export { channelsAt, MAX_SCALE_ID, SCALE_COUNT, SCALES, scaleIdAtMost } from './scales.js';
 export { type KendallTau, kendallTau, kendallTauB } from './stats/kendall.js';
+export { meanSd, topKOverlap } from './stats/summary.js';

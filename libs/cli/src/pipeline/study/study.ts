@@ -1,0 +1,173 @@
+/**
+ * `metaprune fidelity`: the resumable fidelity study (issue 16). Every finished unit is a
+ * file under `out` (see units.ts); the same command skips them, so the study continues
+ * across interruptions and sessions. Stages, in order: the PruningNet (snapshots), one
+ * search, the candidates, the proxy scores (snapshot x proxy size) — these need the
+ * PruningNet, whose checkpoints stay in `work` — then the retraining units, which only
+ * need the candidates' encodings. The analysis (summary.json, README.md, plot) is
+ * rewritten after every unit.
+ */
+import { mkdirSync } from 'node:fs';
+import { buildNetwork, type Network } from '@metaprune/core';
+import { UsageError } from '../../errors.js';
+import { prepareLocalData } from '../../local-data.js';
+import { bar, type Reporter } from '../reporter.js';
+import { runRetrains } from '../retrain.js';
+import { throwIfAborted } from '../session.js';
+import { writeStudyAnalysis } from './analysis.js';
+import { type CandidatesUnit, chooseCandidates } from './candidates.js';
+import type { StudyConfig } from './config.js';
+import { formatPlan, proxyUnit, studyPlan } from './plan.js';
+import { snapshotDir, snapshotsReady, trainStudyPruningNet } from './pruningnet.js';
+import { plannedRetrains, retrainJob, retrainUnit } from './retrain-units.js';
+import { openScorer } from './scorer.js';
+import { type SearchUnit, studySearch } from './search.js';
+import { UnitStore } from './units.js';
+
+export interface StudyOptions {
+  cfg: StudyConfig;
+  /** Unit files, summary and report (committed). */
+  out: string;
+  /** PruningNet checkpoints and non-headline models (not committed). */
+  work: string;
+  reporter: Reporter;
+  signal?: AbortSignal;
+  /** Stop after printing the plan. */
+  planOnly?: boolean;
+  /** Stop before the retraining stage. */
+  skipRetrain?: boolean;
+}
+
+export interface StudyConfigUnit {
+  format: 'metaprune-fidelity/1';
+  config: StudyConfig;
+}
+
+export async function runStudy(o: StudyOptions): Promise<void> {
+  const { cfg, reporter: ui } = o;
+  const units = new UnitStore(o.out);
+  mkdirSync(o.work, { recursive: true });
+  const saved = units.get<StudyConfigUnit>('study');
+  const { speeds: _s, jobs: _j, ...fixed } = cfg;
+  if (saved) {
+    const { speeds: _s2, jobs: _j2, ...prev } = saved.config;
+    if (JSON.stringify(prev) !== JSON.stringify(fixed)) {
+      throw new UsageError(
+        `--out: ${o.out} holds a study with another configuration (study.json); use another --out or the same settings`,
+      );
+    }
+  } else {
+    units.put('study', { format: 'metaprune-fidelity/1', config: cfg } satisfies StudyConfigUnit);
+  }
+  let cands = units.get<CandidatesUnit>('candidates');
+  ui.line(`plan (units finished under ${o.out}):\n${formatPlan(studyPlan(cfg, units, cands))}`);
+  if (o.planOnly) return;
+
+  const net: Network = buildNetwork(cfg.network);
+  const data = await prepareLocalData({}, net);
+  const last = cfg.pruningnet.snapshots[cfg.pruningnet.snapshots.length - 1]!;
+  const proxyTodo = () =>
+    cfg.pruningnet.snapshots.flatMap((c) =>
+      cfg.proxies.filter((p) => !units.has(proxyUnit(c, p.name))).map((p) => ({ c, p })),
+    );
+  const needPn = !units.has('search') || !cands || proxyTodo().length > 0;
+  if (needPn) {
+    if (!snapshotsReady(cfg, o.work)) {
+      ui.line('[1/4] PruningNet');
+      await trainStudyPruningNet({ cfg, net, data, work: o.work, units, reporter: ui });
+    }
+    throwIfAborted(o.signal);
+    const scorerFor = (snapshot: number, proxy: string) => {
+      const size = cfg.proxies.find((p) => p.name === proxy);
+      if (!size) throw new UsageError(`search proxy ${proxy} is not one of the proxy sizes`);
+      return openScorer({
+        checkpoint: snapshotDir(o.work, snapshot),
+        data,
+        size,
+        batchSize: cfg.proxyBatch,
+        seed: cfg.pruningnet.seed,
+        workers: cfg.jobs,
+      });
+    };
+    let search = units.get<SearchUnit>('search');
+    if (!search) {
+      ui.line(`[2/4] search with snapshot c${last}, proxy ${cfg.search.proxy}`);
+      const scorer = await scorerFor(last, cfg.search.proxy);
+      try {
+        search = await studySearch({
+          net,
+          scorer,
+          snapshot: last,
+          fractions: cfg.budgetFractions,
+          ...cfg.search,
+          reporter: ui,
+        });
+      } finally {
+        await scorer.close();
+      }
+      units.put('search', search);
+      ui.line(`  search: ${search.evaluated} scored in ${search.seconds.toFixed(0)} s`);
+    }
+    if (!cands) {
+      cands = chooseCandidates({
+        net,
+        search,
+        headlineFractions: cfg.headlineFractions,
+        count: cfg.candidates,
+        stabilityCount: cfg.retrain.stabilityCount,
+        seed: cfg.search.seed,
+      });
+      units.put('candidates', cands);
+      ui.line(
+        `  ${cands.candidates.length} candidates; stability subset ${cands.stability.join(', ')}`,
+      );
+    }
+    // longest PruningNet first: its scores matter most (the search used it)
+    const todo = proxyTodo().sort((a, b) => b.c - a.c);
+    for (const [k, { c, p }] of todo.entries()) {
+      throwIfAborted(o.signal);
+      ui.line(`[3/4] proxy scores ${k + 1}/${todo.length}: snapshot c${c}, proxy ${p.name}`);
+      const scorer = await scorerFor(c, p.name);
+      const t0 = Date.now();
+      const list = cands.candidates;
+      try {
+        const tops = await scorer.score(
+          list.map((x) => x.encoding),
+          (done) => ui.status(`proxy ${bar(done / list.length)} ${done}/${list.length}`),
+        );
+        units.put(proxyUnit(c, p.name), {
+          snapshot: c,
+          proxy: p,
+          seconds: (Date.now() - t0) / 1000,
+          evalSeconds: scorer.evalSeconds,
+          scores: Object.fromEntries(list.map((x, i) => [x.id, tops[i]])),
+        });
+      } finally {
+        await scorer.close();
+        ui.clear();
+      }
+      writeStudyAnalysis(cfg, units);
+    }
+  }
+  writeStudyAnalysis(cfg, units);
+  if (o.skipRetrain || !cands) return;
+  const jobs = plannedRetrains(cfg, cands).filter((r) => !units.has(r.name));
+  ui.line(`[4/4] retraining: ${jobs.length} units to go, ${cfg.jobs} at a time`);
+  const byId = new Map(jobs.map((j) => [j.name, j]));
+  await runRetrains(
+    jobs.map((j) => retrainJob(cfg, net.spec, j, o.out, o.work)),
+    {
+      concurrency: cfg.jobs,
+      reporter: ui,
+      ...(o.signal ? { signal: o.signal } : {}),
+      onDone: (job, r) => {
+        const p = byId.get(job.id)!;
+        units.put(p.name, retrainUnit(p, r));
+        ui.line(
+          `  ${job.label}: test top-1 ${(100 * r.test_top1).toFixed(2)}% (${r.seconds.toFixed(0)} s)`,
+        );
+        writeStudyAnalysis(cfg, units);
+      },
+    },
+  );
+}
