@@ -29,6 +29,14 @@ export {
 } from './evolution/operators.js';
 export { paretoFront, type TradeOff } from './evolution/pareto.js';
 export {
+  type RaceOptions,
+  type RaceResult,
+  raceKeep,
+  raceOrderKey,
+  runRace,
+  top1HalfWidth,
+} from './evolution/racing.js';
+export {
   absorbGeneration,
   bestPerBudget,
   type Candidate,

@@ -32,6 +32,11 @@ export interface StudyConfig {
   proxyBatch: number;
   /** Searches with the last snapshot and this proxy. */
   search: { proxy: string; generations: number; population: number; seed: number };
+  /**
+   * The racing proxy, measured: the same search again, racing over these proxy sizes
+   * (rising), finishing `k` candidates per budget and generation; bounds of z standard errors.
+   */
+  race: { proxies: string[]; k: number; z: number };
   /** MACs budgets (fractions of the full network) searched, each with its uniform baseline. */
   budgetFractions: number[];
   /** Headline budgets (fractions): MetaPruning vs uniform, retrained with every seed. */
@@ -71,6 +76,7 @@ export function studyConfig(quick = false): StudyConfig {
       ],
       proxyBatch: 32,
       search: { proxy: 'S', generations: 2, population: 4, seed: 1 },
+      race: { proxies: ['S', 'M'], k: 1, z: 2 },
       budgetFractions: [0.25, 0.5],
       headlineFractions: [0.25, 0.5],
       candidates: 8,
@@ -99,6 +105,7 @@ export function studyConfig(quick = false): StudyConfig {
     ],
     proxyBatch: 64,
     search: { proxy: 'M', generations: 6, population: 16, seed: 1 },
+    race: { proxies: ['S', 'M', 'L'], k: 3, z: 2 },
     budgetFractions: [0.125, 0.25, 0.5],
     headlineFractions: [0.25, 0.5],
     candidates: 26,

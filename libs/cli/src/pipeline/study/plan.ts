@@ -53,6 +53,17 @@ export function studyPlan(
       : (cfg.budgetFractions.length * s.generations * s.population * proxyCost(s.proxy)) / cfg.jobs,
     needsPruningNet: true,
   });
+  const race = cfg.race.proxies.reduce((a, p) => a + proxyCost(p), 0);
+  rows.push({
+    stage: `racing search (same search, racing ${cfg.race.proxies.join('>')}, k ${cfg.race.k})`,
+    units: 1,
+    done: units.has('search-race') ? 1 : 0,
+    // at most every candidate on every rung; racing spends less
+    seconds: units.has('search-race')
+      ? 0
+      : (cfg.budgetFractions.length * s.generations * s.population * race) / cfg.jobs / 2,
+    needsPruningNet: true,
+  });
   rows.push({
     stage: `candidates (>= ${cfg.candidates})`,
     units: 1,

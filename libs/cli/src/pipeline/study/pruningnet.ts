@@ -44,6 +44,8 @@ export async function trainStudyPruningNet(o: {
   work: string;
   units: UnitStore;
   reporter: Reporter;
+  /** Stops at the next step with a checkpoint there (a rerun resumes from it). */
+  signal?: AbortSignal;
 }): Promise<void> {
   const { cfg, net, data, work, units, reporter: ui } = o;
   const p = cfg.pruningnet;
@@ -70,6 +72,7 @@ export async function trainStudyPruningNet(o: {
       checkpointDir: trainDir,
       resumeFrom: resume ? trainDir : undefined,
       progressEvery: 10,
+      ...(o.signal ? { signal: o.signal } : {}),
       onProgress: (e) => {
         if (e.phase === 'step') {
           ui.status(

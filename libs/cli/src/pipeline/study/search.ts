@@ -11,7 +11,9 @@ import {
   initialSearchState,
   type Network,
   resolveEvolutionParams,
+  runRace,
   runSearch,
+  withinBudget,
 } from '@metaprune/core';
 import { macsBudgets } from '../budgets.js';
 import { bar, type Reporter } from '../reporter.js';
@@ -19,7 +21,10 @@ import type { Scorer } from './scorer.js';
 
 export interface SearchUnit {
   snapshot: number;
+  /** Proxy size name, or the rungs of a race ("S>M>L"). */
   proxy: string;
+  /** Candidates scored on each proxy size (one entry unless racing). */
+  scoredPerRung: number[];
   generations: number;
   population: number;
   seed: number;
@@ -33,7 +38,10 @@ export interface SearchUnit {
 
 export async function studySearch(o: {
   net: Network;
-  scorer: Scorer;
+  /** One scorer: plain; several (rising sizes): racing over them (see core `runRace`). */
+  scorers: Scorer[];
+  /** Racing: candidates finished per budget and generation; bound width. */
+  race?: { k: number; z: number };
   snapshot: number;
   fractions: number[];
   generations: number;
@@ -57,17 +65,54 @@ export async function studySearch(o: {
     seed: o.seed,
   });
   const t0 = Date.now();
-  const ev0 = o.scorer.evalSeconds;
+  const evalSeconds = () => o.scorers.reduce((a, s) => a + s.evalSeconds, 0);
+  const ev0 = evalSeconds();
+  const progress = (done: number, total: number) =>
+    o.reporter.status(
+      `search ${bar(done / total)} generation ${state.generation + 1}/${o.generations} ${done}/${total}`,
+    );
+  const scoredPerRung = o.scorers.map(() => 0);
+  // racing: scores finished on the last rung, per budget (the bar a newcomer must reach)
+  const finished: number[][] = budgets.map(() => []);
+  const last = o.scorers.length - 1;
   const pool: EvaluatorPool = {
     evaluate: async (cands) => {
-      const tops = await o.scorer.score(
-        cands.map((c) => c.encoding),
-        (done) =>
-          o.reporter.status(
-            `search ${bar(done / cands.length)} generation ${state.generation + 1}/${o.generations} ${done}/${cands.length}`,
-          ),
-      );
-      return tops.map((top1) => ({ top1 }));
+      if (last === 0) {
+        scoredPerRung[0]! += cands.length;
+        const tops = await o.scorers[0]!.score(
+          cands.map((c) => c.encoding),
+          (d) => progress(d, cands.length),
+        );
+        return tops.map((top1) => ({ top1 }));
+      }
+      const k = o.race?.k ?? params.parents;
+      const groups = new Map<number, number[]>();
+      cands.forEach((c, i) => {
+        const bi = budgets.findIndex((b) => withinBudget(c.cost, b));
+        groups.set(bi, [...(groups.get(bi) ?? []), i]);
+      });
+      const out: { top1: number }[] = cands.map(() => ({ top1: Number.NaN }));
+      for (const [bi, idx] of groups) {
+        const known = [...(finished[bi] ?? [])].sort((a, b) => b - a);
+        const r = await runRace(
+          idx.length,
+          o.scorers.map((s) => s.size.valImages),
+          (rung, ids) => {
+            scoredPerRung[rung]! += ids.length;
+            return o.scorers[rung]!.score(ids.map((j) => cands[idx[j]!]!.encoding));
+          },
+          {
+            k,
+            z: o.race?.z ?? 2,
+            ...(known.length >= k ? { bar: known[k - 1]! } : {}),
+          },
+        );
+        idx.forEach((ci, j) => {
+          out[ci] = { top1: r.scores[j]! };
+          if (r.rung[j] === last) finished[bi]?.push(r.scores[j]!);
+        });
+      }
+      return out;
     },
   };
   const state = initialSearchState(o.net.genes.length, budgets, params);
@@ -86,7 +131,8 @@ export async function studySearch(o: {
   );
   return {
     snapshot: o.snapshot,
-    proxy: o.scorer.size.name,
+    proxy: o.scorers.map((x) => x.size.name).join('>'),
+    scoredPerRung,
     generations: o.generations,
     population: P,
     seed: o.seed,
@@ -94,7 +140,7 @@ export async function studySearch(o: {
     winners,
     evaluated: Object.keys(state.tested).length,
     seconds: (Date.now() - t0) / 1000,
-    evalSeconds: o.scorer.evalSeconds - ev0,
+    evalSeconds: evalSeconds() - ev0,
     history: state.history.map((h) => ({
       generation: h.generation,
       evaluated: h.evaluated,

@@ -20,7 +20,7 @@ import type { StudyConfig } from './config.js';
 import { formatPlan, proxyUnit, studyPlan } from './plan.js';
 import { snapshotDir, snapshotsReady, trainStudyPruningNet } from './pruningnet.js';
 import { plannedRetrains, retrainJob, retrainUnit } from './retrain-units.js';
-import { openScorer } from './scorer.js';
+import { openScorer, type Scorer } from './scorer.js';
 import { type SearchUnit, studySearch } from './search.js';
 import { UnitStore } from './units.js';
 
@@ -70,11 +70,20 @@ export async function runStudy(o: StudyOptions): Promise<void> {
     cfg.pruningnet.snapshots.flatMap((c) =>
       cfg.proxies.filter((p) => !units.has(proxyUnit(c, p.name))).map((p) => ({ c, p })),
     );
-  const needPn = !units.has('search') || !cands || proxyTodo().length > 0;
+  const needPn =
+    !units.has('search') || !cands || proxyTodo().length > 0 || !units.has('search-race');
   if (needPn) {
     if (!snapshotsReady(cfg, o.work)) {
       ui.line('[1/4] PruningNet');
-      await trainStudyPruningNet({ cfg, net, data, work: o.work, units, reporter: ui });
+      await trainStudyPruningNet({
+        cfg,
+        net,
+        data,
+        work: o.work,
+        units,
+        reporter: ui,
+        ...(o.signal ? { signal: o.signal } : {}),
+      });
     }
     throwIfAborted(o.signal);
     const scorerFor = (snapshot: number, proxy: string) => {
@@ -96,7 +105,7 @@ export async function runStudy(o: StudyOptions): Promise<void> {
       try {
         search = await studySearch({
           net,
-          scorer,
+          scorers: [scorer],
           snapshot: last,
           fractions: cfg.budgetFractions,
           ...cfg.search,
@@ -147,6 +156,29 @@ export async function runStudy(o: StudyOptions): Promise<void> {
         ui.clear();
       }
       writeStudyAnalysis(cfg, units);
+    }
+    if (!units.has('search-race')) {
+      throwIfAborted(o.signal);
+      ui.line(`[3/4] the same search, racing ${cfg.race.proxies.join(' > ')} (k ${cfg.race.k})`);
+      const scorers: Scorer[] = [];
+      try {
+        for (const p of cfg.race.proxies) scorers.push(await scorerFor(last, p));
+        const raced = await studySearch({
+          net,
+          scorers,
+          race: { k: cfg.race.k, z: cfg.race.z },
+          snapshot: last,
+          fractions: cfg.budgetFractions,
+          ...cfg.search,
+          reporter: ui,
+        });
+        units.put('search-race', raced);
+        ui.line(
+          `  racing search: ${raced.evaluated} candidates in ${raced.seconds.toFixed(0)} s (scored per rung ${raced.scoredPerRung.join(' / ')})`,
+        );
+      } finally {
+        for (const s of scorers) await s.close();
+      }
     }
   }
   writeStudyAnalysis(cfg, units);
