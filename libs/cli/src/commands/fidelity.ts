@@ -16,11 +16,14 @@ export const fidelityHelp = `metaprune fidelity [--out docs/results/fidelity] [-
   1, 2, 3 (the headline). Many hours on 2 cores: every finished unit is a file under --out
   and the same command skips it, so it resumes where it stopped (also in a fresh clone:
   the stages that need the PruningNet run first; its checkpoints stay in --work).
-  Prints the plan (units, expected hours) first; writes <out>/analysis.json as units finish.
+  Prints the plan (units, expected hours) first; rewrites <out>/README.md, <out>/plots,
+  <out>/analysis.json and summary.json after every unit.
   --out DIR     unit files (commit them); default docs/results/fidelity
   --work DIR    PruningNet checkpoints, other models (default <out>/../../.fidelity-work)
   --jobs N      processes at once (default 2: one per core)
-  --plan        print the plan and stop;  --no-retrain  stop before retraining
+  --summary F   summary.json (default <out>/../summary.json, i.e. docs/results/summary.json)
+  --plan        print the plan, rewrite README.md / summary.json from the units, stop
+  --no-retrain  stop before retraining
   --quick       tiny settings (a minute or two; numbers meaningless)`;
 
 export async function fidelityCommand(argv: string[]): Promise<number> {
@@ -29,6 +32,7 @@ export async function fidelityCommand(argv: string[]): Promise<number> {
     work: { type: 'string' },
     jobs: { type: 'string' },
     plan: { type: 'boolean' },
+    summary: { type: 'string' },
     'no-retrain': { type: 'boolean' },
     quick: { type: 'boolean' },
   });
@@ -49,6 +53,8 @@ export async function fidelityCommand(argv: string[]): Promise<number> {
       work,
       reporter: ui,
       signal: abort.signal,
+      summaryPath: resolve(str(v, 'summary') ?? resolve(out, '..', 'summary.json')),
+      command: ['metaprune fidelity', ...argv].join(' '),
       planOnly: v['plan'] === true,
       skipRetrain: v['no-retrain'] === true,
     });

@@ -6,12 +6,13 @@
  * units, returns the analysis; `writeStudyAnalysis` also writes analysis.json,
  * summary.json, README.md and the plot.
  */
-import { kendallTauB, meanSd, topKOverlap } from '@metaprune/core';
+import { kendallTauB, meanSd, raceKeep, topKOverlap } from '@metaprune/core';
 import type { CandidatesUnit } from './candidates.js';
 import type { StudyConfig } from './config.js';
 import { proxyUnit } from './plan.js';
 import type { SnapshotUnit } from './pruningnet.js';
 import { type RetrainUnit, retrainUnitName } from './retrain-units.js';
+import type { SearchUnit } from './search.js';
 import type { UnitStore } from './units.js';
 
 export interface ProxyUnitFile {
@@ -57,6 +58,68 @@ export interface StudyAnalysis {
   };
   headline: HeadlineRow[];
   verdicts: { fraction: number; gain: number; noise2sd: number; beyondNoise: boolean }[];
+  /** Racing replayed on the candidates' stored scores, per snapshot, vs the largest proxy. */
+  racing: RaceReplay[];
+  /** The search with the plain proxy and the same search racing. */
+  searches: {
+    name: string;
+    proxy: string;
+    evaluated: number;
+    scoredPerRung: number[];
+    seconds: number;
+    evalSeconds: number;
+    candidatesPerMinute: number;
+    winners: (number | null)[];
+  }[];
+}
+
+export interface RaceReplay {
+  snapshot: number;
+  k: number;
+  z: number;
+  /** Candidates finished on each rung. */
+  scored: number[];
+  n: number;
+  tau: number | null;
+  top5: number | null;
+  evalSeconds: number;
+  /** The same with the largest proxy alone (every candidate on the last rung). */
+  fullTau: number | null;
+  fullTop5: number | null;
+  fullEvalSeconds: number;
+}
+
+/**
+ * Replays a race on stored per-rung scores (deterministic evaluations: a rung's score of a
+ * candidate is the same whether it is computed in a race or alone): who reaches which
+ * rung, the order key (rung, then score) and the evaluator-seconds it would have taken.
+ */
+export function replayRace(
+  rungScores: readonly (readonly number[])[],
+  rungImages: readonly number[],
+  rungSeconds: readonly number[],
+  k: number,
+  z: number,
+): { key: number[]; scored: number[]; evalSeconds: number } {
+  const n = rungScores[0]?.length ?? 0;
+  const key = new Array<number>(n).fill(0);
+  const scored: number[] = [];
+  let alive = Array.from({ length: n }, (_, i) => i);
+  let evalSeconds = 0;
+  for (let r = 0; r < rungScores.length && alive.length > 0; r++) {
+    const sc = rungScores[r]!;
+    for (const i of alive) key[i] = 2 * r + (sc[i] as number);
+    scored.push(alive.length);
+    evalSeconds += alive.length * (rungSeconds[r] as number);
+    if (r === rungScores.length - 1) break;
+    const keep = raceKeep(
+      alive.map((i) => sc[i] as number),
+      rungImages[r] as number,
+      { k, z },
+    );
+    alive = alive.filter((_, j) => keep[j]);
+  }
+  return { key, scored, evalSeconds };
 }
 
 const finite = (x: number) => (Number.isFinite(x) ? x : null);
@@ -138,7 +201,61 @@ export function analyseStudy(cfg: StudyConfig, units: UnitStore): StudyAnalysis 
     const gain = mp.mean - un.mean;
     verdicts.push({ fraction: f, gain, noise2sd: 2 * se, beyondNoise: gain > 2 * se });
   }
+  const racing: RaceReplay[] = [];
+  for (const snap of cfg.pruningnet.snapshots) {
+    const rungs = cfg.race.proxies.map((name) => ({
+      p: cfg.proxies.find((x) => x.name === name)!,
+      u: units.get<ProxyUnitFile>(proxyUnit(snap, name)),
+    }));
+    if (rungs.some((r) => !r.u || !r.p)) continue;
+    const ids = cands.candidates
+      .map((c) => c.id)
+      .filter((id) => recipe.has(id) && rungs.every((r) => Number.isFinite(r.u!.scores[id])));
+    if (ids.length < 6) continue;
+    const perCand = rungs.map(
+      (r) => r.u!.evalSeconds / Math.max(1, Object.keys(r.u!.scores).length),
+    );
+    const rep = replayRace(
+      rungs.map((r) => ids.map((id) => r.u!.scores[id] as number)),
+      rungs.map((r) => r.p.valImages),
+      perCand,
+      5,
+      cfg.race.z,
+    );
+    const y = ids.map((id) => recipe.get(id) as number);
+    const full = ids.map((id) => rungs[rungs.length - 1]!.u!.scores[id] as number);
+    racing.push({
+      snapshot: snap,
+      k: 5,
+      z: cfg.race.z,
+      scored: rep.scored,
+      n: ids.length,
+      tau: finite(kendallTauB(rep.key, y).tau),
+      top5: topKOverlap(rep.key, y, 5),
+      evalSeconds: rep.evalSeconds,
+      fullTau: finite(kendallTauB(full, y).tau),
+      fullTop5: topKOverlap(full, y, 5),
+      fullEvalSeconds: ids.length * perCand[perCand.length - 1]!,
+    });
+  }
+  const searches: StudyAnalysis['searches'] = [];
+  for (const name of ['search', 'search-race']) {
+    const u = units.get<SearchUnit>(name);
+    if (!u) continue;
+    searches.push({
+      name,
+      proxy: u.proxy,
+      evaluated: u.evaluated,
+      scoredPerRung: u.scoredPerRung ?? [u.evaluated],
+      seconds: u.seconds,
+      evalSeconds: u.evalSeconds,
+      candidatesPerMinute: u.evaluated / Math.max(1e-9, u.evalSeconds / 60),
+      winners: u.winners.map((w) => w?.top1 ?? null),
+    });
+  }
   return {
+    racing,
+    searches,
     candidates: cands.candidates.length,
     retrained: recipe.size,
     fidelity,

@@ -19,6 +19,7 @@ import { type CandidatesUnit, chooseCandidates } from './candidates.js';
 import type { StudyConfig } from './config.js';
 import { formatPlan, proxyUnit, studyPlan } from './plan.js';
 import { snapshotDir, snapshotsReady, trainStudyPruningNet } from './pruningnet.js';
+import { writeStudyReport } from './report.js';
 import { plannedRetrains, retrainJob, retrainUnit } from './retrain-units.js';
 import { openScorer, type Scorer } from './scorer.js';
 import { type SearchUnit, studySearch } from './search.js';
@@ -32,7 +33,11 @@ export interface StudyOptions {
   work: string;
   reporter: Reporter;
   signal?: AbortSignal;
-  /** Stop after printing the plan. */
+  /** summary.json (issue 16 item 6); its model paths are relative to its folder. */
+  summaryPath: string;
+  /** The command line, for the report. */
+  command: string;
+  /** Stop after printing the plan (and rewriting the report from the finished units). */
   planOnly?: boolean;
   /** Stop before the retraining stage. */
   skipRetrain?: boolean;
@@ -60,8 +65,19 @@ export async function runStudy(o: StudyOptions): Promise<void> {
     units.put('study', { format: 'metaprune-fidelity/1', config: cfg } satisfies StudyConfigUnit);
   }
   let cands = units.get<CandidatesUnit>('candidates');
+  const refresh = () =>
+    writeStudyReport({
+      cfg,
+      a: writeStudyAnalysis(cfg, units),
+      units,
+      summaryPath: o.summaryPath,
+      command: o.command,
+    });
   ui.line(`plan (units finished under ${o.out}):\n${formatPlan(studyPlan(cfg, units, cands))}`);
-  if (o.planOnly) return;
+  if (o.planOnly) {
+    refresh();
+    return;
+  }
 
   const net: Network = buildNetwork(cfg.network);
   const data = await prepareLocalData({}, net);
@@ -155,7 +171,7 @@ export async function runStudy(o: StudyOptions): Promise<void> {
         await scorer.close();
         ui.clear();
       }
-      writeStudyAnalysis(cfg, units);
+      refresh();
     }
     if (!units.has('search-race')) {
       throwIfAborted(o.signal);
@@ -181,7 +197,7 @@ export async function runStudy(o: StudyOptions): Promise<void> {
       }
     }
   }
-  writeStudyAnalysis(cfg, units);
+  refresh();
   if (o.skipRetrain || !cands) return;
   const jobs = plannedRetrains(cfg, cands).filter((r) => !units.has(r.name));
   ui.line(`[4/4] retraining: ${jobs.length} units to go, ${cfg.jobs} at a time`);
@@ -198,7 +214,7 @@ export async function runStudy(o: StudyOptions): Promise<void> {
         ui.line(
           `  ${job.label}: test top-1 ${(100 * r.test_top1).toFixed(2)}% (${r.seconds.toFixed(0)} s)`,
         );
-        writeStudyAnalysis(cfg, units);
+        refresh();
       },
     },
   );
