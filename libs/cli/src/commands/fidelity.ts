@@ -54,7 +54,7 @@ export async function fidelityCommand(argv: string[]): Promise<number> {
       reporter: ui,
       signal: abort.signal,
       summaryPath: resolve(str(v, 'summary') ?? resolve(out, '..', 'summary.json')),
-      command: ['metaprune fidelity', ...argv].join(' '),
+      command: ['metaprune fidelity', ...argv.filter((a) => a !== '--plan')].join(' '),
       planOnly: v['plan'] === true,
       skipRetrain: v['no-retrain'] === true,
     });
