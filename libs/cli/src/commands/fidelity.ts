@@ -10,7 +10,7 @@ export const fidelityHelp = `metaprune fidelity [--out docs/results/fidelity] [-
   The fidelity study (issue 16): one PruningNet run (MobileNetV2 small, width 0.5) with
   snapshots after 0.25 / 1 / 3 epochs; one search (12.5 / 25 / 50 % MACs) with the last;
   >= 24 MACs-stratified candidates (winners, uniform baselines, random); their proxy
-  scores at every snapshot x proxy size (256 img / 2 BN batches, 1024 / 8, 4096 / 32);
+  scores at every snapshot x proxy size (256 img / 2 BN batches, 1024 / 8, 2048 / 16);
   every candidate retrained from scratch (one epoch of 60k images), 8 of them also with two
   epochs (rank stability of the recipe), the 25 / 50 % winners and baselines with seeds
   1, 2, 3 (the headline). Many hours on 2 cores: every finished unit is a file under --out
@@ -24,6 +24,8 @@ export const fidelityHelp = `metaprune fidelity [--out docs/results/fidelity] [-
   --summary F   summary.json (default <out>/../summary.json, i.e. docs/results/summary.json)
   --plan        print the plan, rewrite README.md / summary.json from the units, stop
   --no-retrain  stop before retraining
+  --pruningnet  once the candidates exist, stages that need the PruningNet are skipped when
+                its snapshots are not in --work (a fresh clone); this trains it again
   --quick       tiny settings (a minute or two; numbers meaningless)`;
 
 export async function fidelityCommand(argv: string[]): Promise<number> {
@@ -34,6 +36,7 @@ export async function fidelityCommand(argv: string[]): Promise<number> {
     plan: { type: 'boolean' },
     summary: { type: 'string' },
     'no-retrain': { type: 'boolean' },
+    pruningnet: { type: 'boolean' },
     quick: { type: 'boolean' },
   });
   const cfg = studyConfig(v['quick'] === true);
@@ -57,6 +60,7 @@ export async function fidelityCommand(argv: string[]): Promise<number> {
       command: ['metaprune fidelity', ...argv.filter((a) => a !== '--plan')].join(' '),
       planOnly: v['plan'] === true,
       skipRetrain: v['no-retrain'] === true,
+      retrainPruningNet: v['pruningnet'] === true,
     });
     ui.line(`done in ${formatSeconds(ui.elapsed())}`);
     return 0;

@@ -101,10 +101,12 @@ export function studyConfig(quick = false): StudyConfig {
     proxies: [
       { name: 'S', valImages: 256, recalBatches: 2 },
       { name: 'M', valImages: 1024, recalBatches: 8 },
-      { name: 'L', valImages: 4096, recalBatches: 32 },
+      { name: 'L', valImages: 2048, recalBatches: 16 },
     ],
     proxyBatch: 64,
-    search: { proxy: 'M', generations: 6, population: 16, seed: 1 },
+    // sized so that every stage needing the PruningNet fits one 2-3 hour session on a
+    // shared 2-core machine (the PruningNet's checkpoints, ~0.5 GB, cannot be committed)
+    search: { proxy: 'M', generations: 5, population: 12, seed: 1 },
     race: { proxies: ['S', 'M', 'L'], k: 3, z: 2 },
     budgetFractions: [0.125, 0.25, 0.5],
     headlineFractions: [0.25, 0.5],

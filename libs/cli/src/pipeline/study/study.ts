@@ -39,6 +39,11 @@ export interface StudyOptions {
   command: string;
   /** Stop after printing the plan (and rewriting the report from the finished units). */
   planOnly?: boolean;
+  /**
+   * Train the PruningNet again when the candidates exist but a stage that needs it is
+   * unfinished and its snapshots are not here (a fresh clone); default: skip those stages.
+   */
+  retrainPruningNet?: boolean;
   /** Stop before the retraining stage. */
   skipRetrain?: boolean;
 }
@@ -86,8 +91,14 @@ export async function runStudy(o: StudyOptions): Promise<void> {
     cfg.pruningnet.snapshots.flatMap((c) =>
       cfg.proxies.filter((p) => !units.has(proxyUnit(c, p.name))).map((p) => ({ c, p })),
     );
-  const needPn =
+  let needPn =
     !units.has('search') || !cands || proxyTodo().length > 0 || !units.has('search-race');
+  if (needPn && cands && !snapshotsReady(cfg, o.work) && !o.retrainPruningNet) {
+    ui.line(
+      `skipping ${proxyTodo().length} proxy unit(s)${units.has('search-race') ? '' : ' and the racing search'}: they need the PruningNet, whose snapshots are not in ${o.work} (--pruningnet trains it again, ~${((cfg.pruningnet.chunks * cfg.pruningnet.stepsPerChunk * cfg.pruningnet.batchSize) / cfg.speeds.trainImgPerSec / 3600).toFixed(1)} h)`,
+    );
+    needPn = false;
+  }
   if (needPn) {
     if (!snapshotsReady(cfg, o.work)) {
       ui.line('[1/4] PruningNet');
