@@ -79,6 +79,8 @@ describe('fidelity study', () => {
     expect(new Set(c.map((x) => encodingKey(x.encoding))).size).toBe(c.length);
     expect(new Set(c.map((x) => x.id)).size).toBe(c.length);
     expect(c.filter((x) => x.headline).map((x) => x.id)).toEqual([
+      'mp-12_5pct',
+      'uniform-12_5pct',
       'mp-25pct',
       'uniform-25pct',
       'mp-50pct',
@@ -92,7 +94,7 @@ describe('fidelity study', () => {
     const r = c.filter((x) => x.id.startsWith('random-')).map((x) => x.macs / fullMacs);
     for (const q of [0, 0.25, 0.5, 0.75]) expect(r.some((m) => m >= q && m < q + 0.25)).toBe(true);
     expect(cands.stability).toHaveLength(8);
-    expect(cands.stability.slice(0, 5)).toEqual([
+    expect(cands.stability.slice(0, 7)).toEqual([
       ...c.filter((x) => x.headline).map((x) => x.id),
       'full',
     ]);
@@ -104,9 +106,9 @@ describe('fidelity study', () => {
     expect(new Set(p.map((x) => x.name)).size).toBe(p.length);
     expect(p.slice(0, 8).every((x) => x.epochs === E && x.seed === 1)).toBe(true);
     expect(p.slice(8, 16).every((x) => x.epochs === 2 * E)).toBe(true);
-    expect(p.slice(16, 24).map((x) => x.seed)).toEqual([2, 2, 2, 2, 3, 3, 3, 3]);
-    expect(p.length).toBe(cands.candidates.length + 8 + 8);
-    expect(p.filter((x) => x.keepModel).length).toBe(12);
+    expect(p.slice(16, 28).map((x) => x.seed)).toEqual([2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3]);
+    expect(p.length).toBe(cands.candidates.length + 8 + 12);
+    expect(p.filter((x) => x.keepModel).length).toBe(18);
     expect(p.find((x) => x.keepModel && x.epochs !== E)).toBeUndefined();
   });
 

@@ -13,7 +13,7 @@ export const fidelityHelp = `metaprune fidelity [--out docs/results/fidelity] [-
   scores at every snapshot x proxy size (256 img / 2 BN batches, 1024 / 8, 2048 / 16);
   every candidate retrained from scratch (one epoch of 60k images), 8 of them also with two
   epochs (rank stability of the recipe), the 25 / 50 % winners and baselines with seeds
-  1, 2, 3 (the headline). Many hours on 2 cores: every finished unit is a file under --out
+  1, 2, 3 (the headline; 12.5 % too). Many hours on 2 cores: every finished unit is a file under --out
   and the same command skips it, so it resumes where it stopped (also in a fresh clone:
   the stages that need the PruningNet run first; its checkpoints stay in --work).
   Prints the plan (units, expected hours) first; rewrites <out>/README.md, <out>/plots,
