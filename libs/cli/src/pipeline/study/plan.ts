@@ -24,6 +24,8 @@ export function studyPlan(
   cfg: StudyConfig,
   units: UnitStore,
   cands: CandidatesUnit | undefined,
+  /** PruningNet steps already trained (its resumable checkpoint), if known. */
+  trainedSteps = 0,
 ): PlanRow[] {
   const sp = cfg.speeds;
   const p = cfg.pruningnet;
@@ -40,7 +42,9 @@ export function studyPlan(
     stage: `PruningNet (${p.chunks} x ${p.stepsPerChunk} steps; snapshots ${p.snapshots.join('/')})`,
     units: p.snapshots.length,
     done: snapDone,
-    seconds: lastDone ? 0 : (p.chunks * p.stepsPerChunk * p.batchSize) / sp.trainImgPerSec,
+    seconds: lastDone
+      ? 0
+      : (Math.max(0, p.chunks * p.stepsPerChunk - trainedSteps) * p.batchSize) / sp.trainImgPerSec,
     needsPruningNet: true,
   });
   const s = cfg.search;

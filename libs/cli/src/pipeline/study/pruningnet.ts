@@ -5,7 +5,7 @@
  * (`<work>/pruningnet/c<N>`), which the proxy scores and searches load. A unit file per
  * snapshot records its loss, accuracy and duration.
  */
-import { cpSync, existsSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Network } from '@metaprune/core';
 import { type LocalData, trainBatches } from '../../local-data.js';
@@ -29,6 +29,18 @@ export interface SnapshotUnit {
 
 export const snapshotDir = (work: string, chunk: number) => join(work, 'pruningnet', `c${chunk}`);
 export const snapshotUnit = (chunk: number) => `pruningnet/c${chunk}`;
+
+/** Steps of the resumable PruningNet checkpoint in `work` (0 when there is none). */
+export function trainedSteps(work: string): number {
+  try {
+    const latest = JSON.parse(
+      readFileSync(join(work, 'pruningnet', 'train', 'latest.json'), 'utf8'),
+    ) as { checkpoint?: string };
+    return Number(/g(\d+)$/.exec(latest.checkpoint ?? '')?.[1] ?? 0);
+  } catch {
+    return 0;
+  }
+}
 
 /** True when every snapshot's checkpoint is on disk. */
 export function snapshotsReady(cfg: StudyConfig, work: string): boolean {

@@ -101,6 +101,45 @@ function tauPlot(cfg: StudyConfig, a: StudyAnalysis): string | null {
   });
 }
 
+interface Timed {
+  seconds?: number;
+  recorded?: { at: string; loadavg: number[] };
+}
+
+/** Wall time per stage from the unit files, and the 1-minute load average when each finished. */
+function durations(units: UnitStore): string[] {
+  const stages: [string, string[]][] = [
+    ['PruningNet snapshots', units.list('pruningnet')],
+    ['searches', ['search', 'search-race'].filter((n) => units.has(n))],
+    ['proxy scores', units.list('proxy')],
+    ['retraining', units.list('retrain')],
+  ];
+  const rows = stages
+    .map(([name, list]) => {
+      const u = list.map((n) => units.get<Timed>(n)!).filter(Boolean);
+      if (u.length === 0) return null;
+      const secs = u.reduce((a, x) => a + (x.seconds ?? 0), 0);
+      const loads = u
+        .map((x) => x.recorded?.loadavg[0])
+        .filter((x): x is number => x !== undefined);
+      const load = loads.length
+        ? `${Math.min(...loads).toFixed(1)} - ${Math.max(...loads).toFixed(1)}`
+        : 'n/a';
+      return `| ${name} | ${u.length} | ${(secs / 3600).toFixed(2)} h | ${load} |`;
+    })
+    .filter((r): r is string => r !== null);
+  if (rows.length === 0) return [];
+  return [
+    '## Durations and machine load',
+    '',
+    'Wall time the units took (PruningNet: the run up to the last snapshot, this process; retraining: per network, two at a time) on the shared 2-core machine, niced; the load average (1 min) when each unit finished shows how shared it was.',
+    '',
+    '| stage | units | wall time | load average at finish |',
+    '|---|---|---|---|',
+    ...rows,
+  ];
+}
+
 export function writeStudyReport(o: {
   cfg: StudyConfig;
   a: StudyAnalysis | null;
@@ -205,6 +244,7 @@ export function writeStudyReport(o: {
       L.push('- No verdict yet: needs >= 2 seeds of both methods at a budget.');
     L.push('');
   }
+  L.push(...durations(units), '');
   L.push(
     '## Resuming',
     '',

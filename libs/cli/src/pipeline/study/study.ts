@@ -18,7 +18,7 @@ import { writeStudyAnalysis } from './analysis.js';
 import { type CandidatesUnit, chooseCandidates } from './candidates.js';
 import type { StudyConfig } from './config.js';
 import { formatPlan, proxyUnit, studyPlan } from './plan.js';
-import { snapshotDir, snapshotsReady, trainStudyPruningNet } from './pruningnet.js';
+import { snapshotDir, snapshotsReady, trainedSteps, trainStudyPruningNet } from './pruningnet.js';
 import { writeStudyReport } from './report.js';
 import { plannedRetrains, retrainJob, retrainUnit } from './retrain-units.js';
 import { openScorer, type Scorer } from './scorer.js';
@@ -78,7 +78,9 @@ export async function runStudy(o: StudyOptions): Promise<void> {
       summaryPath: o.summaryPath,
       command: o.command,
     });
-  ui.line(`plan (units finished under ${o.out}):\n${formatPlan(studyPlan(cfg, units, cands))}`);
+  ui.line(
+    `plan (units finished under ${o.out}):\n${formatPlan(studyPlan(cfg, units, cands, trainedSteps(o.work)))}`,
+  );
   if (o.planOnly) {
     refresh();
     return;

@@ -12,6 +12,7 @@ import {
   renameSync,
   writeFileSync,
 } from 'node:fs';
+import { loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 
 export class UnitStore {
@@ -31,12 +32,26 @@ export class UnitStore {
     return JSON.parse(readFileSync(p, 'utf8')) as T;
   }
 
-  /** Writes atomically (temp file, then rename): a killed run never leaves half a unit. */
+  /**
+   * Writes atomically (temp file, then rename): a killed run never leaves half a unit. An
+   * object unit also records when it finished and the machine's load then (`recorded`), as
+   * durations on a shared machine mean little without it.
+   */
   put(name: string, value: unknown): void {
     const p = this.path(name);
     mkdirSync(dirname(p), { recursive: true });
     const tmp = `${p}.tmp-${process.pid}`;
-    writeFileSync(tmp, `${JSON.stringify(value, null, 1)}\n`);
+    const v =
+      value && typeof value === 'object' && !Array.isArray(value)
+        ? {
+            ...value,
+            recorded: {
+              at: new Date().toISOString(),
+              loadavg: loadavg().map((x) => Math.round(100 * x) / 100),
+            },
+          }
+        : value;
+    writeFileSync(tmp, `${JSON.stringify(v, null, 1)}\n`);
     renameSync(tmp, p);
   }
 
