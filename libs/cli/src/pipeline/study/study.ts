@@ -212,23 +212,45 @@ export async function runStudy(o: StudyOptions): Promise<void> {
   }
   refresh();
   if (o.skipRetrain || !cands) return;
-  const jobs = plannedRetrains(cfg, cands).filter((r) => !units.has(r.name));
-  ui.line(`[4/4] retraining: ${jobs.length} units to go, ${cfg.jobs} at a time`);
-  const byId = new Map(jobs.map((j) => [j.name, j]));
-  await runRetrains(
-    jobs.map((j) => retrainJob(cfg, net.spec, j, o.out, o.work)),
-    {
-      concurrency: cfg.jobs,
-      reporter: ui,
-      ...(o.signal ? { signal: o.signal } : {}),
-      onDone: (job, r) => {
-        const p = byId.get(job.id)!;
-        units.put(p.name, retrainUnit(p, r));
-        ui.line(
-          `  ${job.label}: test top-1 ${(100 * r.test_top1).toFixed(2)}% (${r.seconds.toFixed(0)} s)`,
-        );
-        refresh();
-      },
-    },
-  );
+  // A failed network (e.g. killed for memory) must not end a run of hours: the others go
+  // on, and a failed one gets one more try; a rerun of the command tries it again.
+  const attempts = new Map<string, number>();
+  for (;;) {
+    const jobs = plannedRetrains(cfg, cands).filter(
+      (r) => !units.has(r.name) && (attempts.get(r.name) ?? 0) < 2,
+    );
+    if (jobs.length === 0) break;
+    ui.line(`[4/4] retraining: ${jobs.length} units to go, ${cfg.jobs} at a time`);
+    const byId = new Map(jobs.map((j) => [j.name, j]));
+    const specs = jobs.map((j) => retrainJob(cfg, net.spec, j, o.out, o.work));
+    try {
+      await runRetrains(specs, {
+        concurrency: cfg.jobs,
+        reporter: ui,
+        ...(o.signal ? { signal: o.signal } : {}),
+        onDone: (job, r) => {
+          const p = byId.get(job.id)!;
+          units.put(p.name, retrainUnit(p, r));
+          ui.line(
+            `  ${job.label}: test top-1 ${(100 * r.test_top1).toFixed(2)}% (${r.seconds.toFixed(0)} s)`,
+          );
+          refresh();
+        },
+      });
+      break;
+    } catch (err) {
+      throwIfAborted(o.signal);
+      const message = (err as Error).message;
+      const failed = specs.find((j) => message.startsWith(`retraining ${j.label} failed`));
+      ui.line(`  ${message.split('\n')[0]}${failed ? '; going on with the others' : ''}`);
+      if (!failed) throw err;
+      attempts.set(failed.id, (attempts.get(failed.id) ?? 0) + 1);
+    }
+  }
+  const gaveUp = [...attempts.keys()].filter((n) => !units.has(n));
+  if (gaveUp.length > 0) {
+    throw new Error(
+      `${gaveUp.length} retraining unit(s) failed twice (${gaveUp.join(', ')}); every other unit is saved, rerun to try them again`,
+    );
+  }
 }
