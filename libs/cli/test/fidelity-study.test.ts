@@ -42,7 +42,7 @@ function fakeSearch(): SearchUnit {
   const winners = budgets.map((b) => {
     let id = 0;
     while (model.cost(uniformEncoding(net, 0.1 + 0.05 * (id + 1))).macs <= b.maxMacs) id++;
-    const enc = uniformEncoding(net, 0.1 + 0.05 * id);
+    const enc = [...uniformEncoding(net, 0.1 + 0.05 * id)];
     enc[0] = 30; // not uniform: a distinct network
     const c = model.cost(enc);
     return { encoding: enc, macs: c.macs, params: c.params, top1: 0.5 };

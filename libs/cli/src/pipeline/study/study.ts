@@ -21,7 +21,7 @@ import { formatPlan, proxyUnit, studyPlan } from './plan.js';
 import { snapshotDir, snapshotsReady, trainedSteps, trainStudyPruningNet } from './pruningnet.js';
 import { writeStudyReport } from './report.js';
 import { plannedRetrains, retrainJob, retrainUnit } from './retrain-units.js';
-import { openScorer, type Scorer } from './scorer.js';
+import { openScorers } from './scorer.js';
 import { type SearchUnit, studySearch } from './search.js';
 import { UnitStore } from './units.js';
 
@@ -115,33 +115,35 @@ export async function runStudy(o: StudyOptions): Promise<void> {
       });
     }
     throwIfAborted(o.signal);
-    const scorerFor = (snapshot: number, proxy: string) => {
-      const size = cfg.proxies.find((p) => p.name === proxy);
-      if (!size) throw new UsageError(`search proxy ${proxy} is not one of the proxy sizes`);
-      return openScorer({
+    const sizeOf = (name: string) => {
+      const size = cfg.proxies.find((p) => p.name === name);
+      if (!size) throw new UsageError(`proxy ${name} is not one of the proxy sizes`);
+      return size;
+    };
+    const scorersFor = (snapshot: number, names: readonly string[]) =>
+      openScorers({
         checkpoint: snapshotDir(o.work, snapshot),
         data,
-        size,
+        sizes: names.map(sizeOf),
         batchSize: cfg.proxyBatch,
         seed: cfg.pruningnet.seed,
         workers: cfg.jobs,
       });
-    };
     let search = units.get<SearchUnit>('search');
     if (!search) {
       ui.line(`[2/4] search with snapshot c${last}, proxy ${cfg.search.proxy}`);
-      const scorer = await scorerFor(last, cfg.search.proxy);
+      const scorers = await scorersFor(last, [cfg.search.proxy]);
       try {
         search = await studySearch({
           net,
-          scorers: [scorer],
+          scorers: scorers.views,
           snapshot: last,
           fractions: cfg.budgetFractions,
           ...cfg.search,
           reporter: ui,
         });
       } finally {
-        await scorer.close();
+        await scorers.close();
       }
       units.put('search', search);
       ui.line(`  search: ${search.evaluated} scored in ${search.seconds.toFixed(0)} s`);
@@ -160,41 +162,47 @@ export async function runStudy(o: StudyOptions): Promise<void> {
         `  ${cands.candidates.length} candidates; stability subset ${cands.stability.join(', ')}`,
       );
     }
-    // longest PruningNet first: its scores matter most (the search used it)
+    // longest PruningNet first: its scores matter most (the search used it); one pool per
+    // snapshot serves every size
     const todo = proxyTodo().sort((a, b) => b.c - a.c);
-    for (const [k, { c, p }] of todo.entries()) {
+    const list = cands.candidates;
+    for (const snap of [...new Set(todo.map((t) => t.c))]) {
       throwIfAborted(o.signal);
-      ui.line(`[3/4] proxy scores ${k + 1}/${todo.length}: snapshot c${c}, proxy ${p.name}`);
-      const scorer = await scorerFor(c, p.name);
-      const t0 = Date.now();
-      const list = cands.candidates;
+      const sizes = todo.filter((t) => t.c === snap).map((t) => t.p.name);
+      const scorers = await scorersFor(snap, sizes);
       try {
-        const tops = await scorer.score(
-          list.map((x) => x.encoding),
-          (done) => ui.status(`proxy ${bar(done / list.length)} ${done}/${list.length}`),
-        );
-        units.put(proxyUnit(c, p.name), {
-          snapshot: c,
-          proxy: p,
-          seconds: (Date.now() - t0) / 1000,
-          evalSeconds: scorer.evalSeconds,
-          scores: Object.fromEntries(list.map((x, i) => [x.id, tops[i]])),
-        });
+        for (const scorer of scorers.views) {
+          throwIfAborted(o.signal);
+          const p = scorer.size;
+          ui.line(`[3/4] proxy scores: snapshot c${snap}, proxy ${p.name}`);
+          const t0 = Date.now();
+          const tops = await scorer.score(
+            list.map((x) => x.encoding),
+            (done) => ui.status(`proxy ${bar(done / list.length)} ${done}/${list.length}`),
+          );
+          units.put(proxyUnit(snap, p.name), {
+            snapshot: snap,
+            proxy: p,
+            seconds: (Date.now() - t0) / 1000,
+            evalSeconds: scorer.evalSeconds,
+            scores: Object.fromEntries(list.map((x, i) => [x.id, tops[i]])),
+          });
+          ui.clear();
+          refresh();
+        }
       } finally {
-        await scorer.close();
+        await scorers.close();
         ui.clear();
       }
-      refresh();
     }
     if (!units.has('search-race')) {
       throwIfAborted(o.signal);
       ui.line(`[3/4] the same search, racing ${cfg.race.proxies.join(' > ')} (k ${cfg.race.k})`);
-      const scorers: Scorer[] = [];
+      const scorers = await scorersFor(last, cfg.race.proxies);
       try {
-        for (const p of cfg.race.proxies) scorers.push(await scorerFor(last, p));
         const raced = await studySearch({
           net,
-          scorers,
+          scorers: scorers.views,
           race: { k: cfg.race.k, z: cfg.race.z },
           snapshot: last,
           fractions: cfg.budgetFractions,
@@ -206,7 +214,7 @@ export async function runStudy(o: StudyOptions): Promise<void> {
           `  racing search: ${raced.evaluated} candidates in ${raced.seconds.toFixed(0)} s (scored per rung ${raced.scoredPerRung.join(' / ')})`,
         );
       } finally {
-        for (const s of scorers) await s.close();
+        await scorers.close();
       }
     }
   }
