@@ -8,10 +8,11 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { PALETTE, xyChart } from '../svg.js';
-import type { StudyAnalysis } from './analysis.js';
+import type { ProxyUnitFile, StudyAnalysis } from './analysis.js';
 import type { CandidatesUnit } from './candidates.js';
 import type { StudyConfig } from './config.js';
-import { formatPlan, studyPlan } from './plan.js';
+import { formatPlan, proxyUnit, studyPlan } from './plan.js';
+import { type RetrainUnit, retrainUnitName } from './retrain-units.js';
 import type { SearchUnit } from './search.js';
 import type { UnitStore } from './units.js';
 
@@ -140,6 +141,65 @@ function durations(units: UnitStore): string[] {
   ];
 }
 
+/** Proxy score vs retrained top-1 of every candidate, for the search's proxy at the last snapshot. */
+function scatterPlot(cfg: StudyConfig, units: UnitStore): string | null {
+  const last = cfg.pruningnet.snapshots[cfg.pruningnet.snapshots.length - 1]!;
+  const u = units.get<ProxyUnitFile>(proxyUnit(last, cfg.search.proxy));
+  const cands = units.get<CandidatesUnit>('candidates');
+  if (!u || !cands) return null;
+  const pts = cands.candidates
+    .map((c) => ({
+      c,
+      r: units.get<RetrainUnit>(
+        retrainUnitName(c.id, cfg.retrain.epochs, cfg.retrain.seeds[0] ?? 1),
+      ),
+    }))
+    .filter((x) => x.r && Number.isFinite(u.scores[x.c.id]));
+  if (pts.length < 2) return null;
+  return xyChart({
+    title: `Proxy (c${last}, ${cfg.search.proxy}) vs retrained test top-1`,
+    xLabel: 'proxy top-1 on sub-val (%)',
+    yLabel: 'retrained test top-1 (%)',
+    series: [
+      {
+        name: `${pts.length} candidates`,
+        color: PALETTE[0]!,
+        line: false,
+        points: pts.map((x) => [100 * (u.scores[x.c.id] as number), 100 * x.r!.test_top1] as const),
+        labels: pts.map((x) => x.c.id),
+      },
+    ],
+  });
+}
+
+/** Headline means over seeds by MACs budget, MetaPruning and uniform. */
+function headlinePlot(a: StudyAnalysis): string | null {
+  const series = (['metapruning', 'uniform'] as const)
+    .map((m, i) => {
+      const rows = a.headline
+        .filter((h) => h.method === m && h.seeds.length > 0)
+        .sort((x, y) => x.fraction - y.fraction);
+      return {
+        name: m === 'metapruning' ? 'MetaPruning (mean over seeds)' : 'uniform (mean over seeds)',
+        color: PALETTE[i]!,
+        points: rows.map((h) => [100 * h.fraction, 100 * h.mean] as const),
+        labels: rows.map((h) =>
+          Number.isFinite(h.sd)
+            ? `±${(100 * h.sd).toFixed(2)} (n=${h.seeds.length})`
+            : `n=${h.seeds.length}`,
+        ),
+      };
+    })
+    .filter((s) => s.points.length > 0);
+  if (series.length === 0) return null;
+  return xyChart({
+    title: 'MetaPruning vs uniform: retrained test top-1 by MACs budget',
+    xLabel: 'MACs budget (% of the full network)',
+    yLabel: 'test top-1 (%)',
+    series,
+  });
+}
+
 export function writeStudyReport(o: {
   cfg: StudyConfig;
   a: StudyAnalysis | null;
@@ -178,11 +238,16 @@ export function writeStudyReport(o: {
       ),
       '',
     );
+    mkdirSync(join(out, 'plots'), { recursive: true });
     const plot = tauPlot(cfg, a);
     if (plot) {
-      mkdirSync(join(out, 'plots'), { recursive: true });
       writeFileSync(join(out, 'plots', 'fidelity-tau.svg'), plot);
       L.push('![tau by PruningNet length](plots/fidelity-tau.svg)', '');
+    }
+    const scatter = scatterPlot(cfg, units);
+    if (scatter) {
+      writeFileSync(join(out, 'plots', 'proxy-vs-retrained.svg'), scatter);
+      L.push('![proxy vs retrained](plots/proxy-vs-retrained.svg)', '');
     }
     const st = a.stability;
     L.push(
@@ -235,6 +300,12 @@ export function writeStudyReport(o: {
       ),
       '',
     );
+    const head = headlinePlot(a);
+    if (head) {
+      mkdirSync(join(out, 'plots'), { recursive: true });
+      writeFileSync(join(out, 'plots', 'headline.svg'), head);
+      L.push('![headline](plots/headline.svg)', '');
+    }
     for (const v of a.verdicts) {
       L.push(
         `- ${Math.round(100 * v.fraction)}% MACs: MetaPruning - uniform = ${(100 * v.gain).toFixed(2)} pts; 2 sigma of the difference ${(100 * v.noise2sd).toFixed(2)} pts: ${v.beyondNoise ? (v.gain >= 0.005 ? 'a gain beyond noise' : 'beyond noise but under the 0.5-pt target') : v.gain < -v.noise2sd ? 'uniform is better beyond noise' : 'within noise'}.`,
