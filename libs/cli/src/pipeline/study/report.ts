@@ -313,6 +313,14 @@ export function writeStudyReport(o: {
     }
     if (a.verdicts.length === 0)
       L.push('- No verdict yet: needs >= 2 seeds of both methods at a budget.');
+    const v25 = a.verdicts.find((v) => v.fraction === 0.25);
+    const v50 = a.verdicts.find((v) => v.fraction === 0.5);
+    if (v25 && v50) {
+      const met = v25.beyondNoise && v25.gain >= 0.005 && v25.gain >= v50.gain;
+      L.push(
+        `- Target (MetaPruning >= uniform + 0.5 pt at 25 % MACs beyond 2 sigma, and the gain at 25 % at least the gain at 50 %): **${met ? 'met' : 'not met'}** (${(100 * v25.gain).toFixed(2)} vs ${(100 * v50.gain).toFixed(2)} pts).`,
+      );
+    }
     L.push('');
   }
   L.push(...durations(units), '');
