@@ -21,6 +21,7 @@ import { analyseStudy, replayRace } from '../src/pipeline/study/analysis.js';
 import { chooseCandidates } from '../src/pipeline/study/candidates.js';
 import { studyConfig } from '../src/pipeline/study/config.js';
 import { formatPlan, proxyUnit, studyPlan } from '../src/pipeline/study/plan.js';
+import { studySummary } from '../src/pipeline/study/report.js';
 import { plannedRetrains, retrainUnitName } from '../src/pipeline/study/retrain-units.js';
 import type { SearchUnit } from '../src/pipeline/study/search.js';
 import { UnitStore } from '../src/pipeline/study/units.js';
@@ -195,6 +196,18 @@ describe('fidelity study', () => {
       9,
     );
     expect(r0.fullEvalSeconds).toBeCloseTo(ids.length * perCand[2]!, 9);
+    // summary.json: one row per headline network and seed, model paths relative to it
+    units.put('search', fakeSearch());
+    const sum = studySummary(cfg, a, units, join(tmp, 'summary.json'));
+    expect(sum.fidelity).toMatchObject({ candidates: ids.length, proxy: { val_images: 1024 } });
+    expect(sum.fidelity.kendall_tau).toBe(m.tau);
+    const mp25 = sum.rows.filter(
+      (r) => r.method === 'metapruning' && r.budget_macs === Math.round(0.25 * fullMacs),
+    );
+    expect(mp25.map((r) => [r.seed, r.test_top1, r.model])).toEqual([
+      [2, 0.86, 'units/m/model.json'],
+      [3, 0.87, 'units/m/model.json'],
+    ]);
     // the plan counts what is done
     const plan = studyPlan(cfg, units, cands);
     expect(plan.find((r) => r.stage.startsWith('proxy'))).toMatchObject({ done: 3, units: 9 });
