@@ -4,9 +4,10 @@
 // Only Node built-ins here: this runs before any dependency is installed.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { ensureBinLinks } from './bin-links.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const args = new Set(process.argv.slice(2));
@@ -111,6 +112,6 @@ const b = spawnSync(
 if (b.status !== 0)
   fail(`build failed (exit ${b.status}); run "npx turbo run build" to see the errors`);
 
-// npm links the CLI's bin before the first build creates it; make sure it is executable.
-const cliMain = join(root, 'libs', 'cli', 'dist', 'main.js');
-if (existsSync(cliMain)) chmodSync(cliMain, 0o755);
+// `npx metaprune …` right after setup: the bins are committed launchers, so npm links them at
+// install; repair the links where an earlier tree or an interrupted install left them out.
+for (const name of ensureBinLinks(root)) log(`linked node_modules/.bin/${name}`);
