@@ -223,7 +223,7 @@ export function writeStudyReport(o: {
     '',
   );
   if (!a) {
-    L.push('No candidates yet (the PruningNet stages have not finished).');
+    L.push('No candidates yet (the PruningNet stages have not finished).', '');
   } else {
     L.push(
       '## Proxy fidelity by PruningNet length and proxy size',
@@ -327,9 +327,14 @@ export function writeStudyReport(o: {
   L.push(
     '## Resuming',
     '',
+    'From the repository root (any clone with these unit files), then commit `docs/results/fidelity/` and `docs/results/summary.json`:',
+    '',
     '```',
-    'nice -n 15 npx metaprune fidelity     # skips every finished unit; retrains the PruningNet only if a stage that needs it is unfinished',
+    'nice -n 15 npx metaprune fidelity          # skips finished units, continues with the next ones',
+    'nice -n 15 npx metaprune fidelity --plan   # the plan and this report from the units, no compute',
     '```',
+    '',
+    'Once `candidates.json` exists, stages that need the PruningNet (proxy scores, racing search) are skipped on a machine without its snapshots; `--pruningnet` trains it again (deterministic for the seed) to finish them.',
     '',
   );
   writeFileSync(join(out, 'README.md'), `${L.join('\n')}\n`);
