@@ -171,8 +171,8 @@ describe('fidelity study', () => {
     expect(v.gain).toBeCloseTo(mean(mp) - mean(un), 12);
     expect(a.stability.n).toBe(0);
     // the replay agrees with core's runRace on the same per-rung scores
-    const rungs = cfg.race.proxies.map((n) => ids.map((id) => proxies[n as 'S' | 'M' | 'L'][id]!));
-    const images = cfg.race.proxies.map((n) => cfg.proxies.find((p) => p.name === n)!.valImages);
+    const rungs = cfg.proxies.map((p) => ids.map((id) => proxies[p.name as 'S' | 'M' | 'L'][id]!));
+    const images = cfg.proxies.map((p) => p.valImages);
     const rep = replayRace(rungs, images, [1, 1, 1], 5, 2);
     const raced = await runRace(
       ids.length,
@@ -187,9 +187,7 @@ describe('fidelity study', () => {
     expect(rep.key).toEqual(raced.scores.map((s, i) => 2 * raced.rung[i]! + s));
     expect(rep.scored[2]).toBeLessThan(ids.length);
     // evaluator-seconds: candidates per rung x that rung's seconds per candidate
-    const perCand = cfg.race.proxies.map(
-      (n) => cfg.proxies.find((p) => p.name === n)!.valImages / 256,
-    );
+    const perCand = cfg.proxies.map((p) => p.valImages / 256);
     const r0 = a.racing[0]!;
     expect(r0.evalSeconds).toBeCloseTo(
       r0.scored.reduce((s, n, i) => s + n * perCand[i]!, 0),

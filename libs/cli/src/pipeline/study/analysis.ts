@@ -203,7 +203,8 @@ export function analyseStudy(cfg: StudyConfig, units: UnitStore): StudyAnalysis 
   }
   const racing: RaceReplay[] = [];
   for (const snap of cfg.pruningnet.snapshots) {
-    const rungs = cfg.race.proxies.map((name) => ({
+    // every proxy size, smallest first, raced against the largest alone
+    const rungs = cfg.proxies.map(({ name }) => ({
       p: cfg.proxies.find((x) => x.name === name)!,
       u: units.get<ProxyUnitFile>(proxyUnit(snap, name)),
     }));

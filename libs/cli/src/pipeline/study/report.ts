@@ -267,7 +267,7 @@ export function writeStudyReport(o: {
       L.push(
         '## Racing proxy',
         '',
-        `Racing ${cfg.race.proxies.join(' > ')} (binomial bounds, z = ${cfg.race.z}): every candidate on the smallest proxy, only those that can still enter the top k on the next. Replayed on the candidates' stored scores (k = 5) against the largest proxy alone:`,
+        `Racing (binomial bounds, z = ${cfg.race.z}): every candidate on the smallest proxy, only those that can still enter the top k on the next. Replayed on the candidates' stored scores, ${cfg.proxies.map((p) => p.name).join(' > ')} with k = 5, against the largest proxy alone:`,
         '',
         '| snapshot | n | scored per rung | tau race / full | top-5 race / full | evaluator-s race / full | tau per evaluator-min race / full |',
         '|---|---|---|---|---|---|---|',
@@ -276,7 +276,7 @@ export function writeStudyReport(o: {
             `| c${r.snapshot} | ${r.n} | ${r.scored.join(' / ')} | ${num(r.tau)} / ${num(r.fullTau)} | ${r.top5 ?? 'n/a'} / ${r.fullTop5 ?? 'n/a'} | ${r.evalSeconds.toFixed(0)} / ${r.fullEvalSeconds.toFixed(0)} | ${num(r.tau === null ? null : (60 * r.tau) / r.evalSeconds, 3)} / ${num(r.fullTau === null ? null : (60 * r.fullTau) / r.fullEvalSeconds, 3)} |`,
         ),
         '',
-        'The searches (same budgets, seed, generations and population):',
+        `The searches (same budgets, seed, generations and population): the plain search scores every candidate with proxy ${cfg.search.proxy}; the racing one races ${cfg.race.proxies.join(' > ')} (k ${cfg.race.k} per budget and generation), so its finished candidates get exactly the plain search's scores:`,
         '',
         '| search | proxy | candidates | scored per rung | wall s | evaluator-s | candidates per evaluator-min | winners (proxy top-1) |',
         '|---|---|---|---|---|---|---|---|',
