@@ -4,7 +4,7 @@
  * replay against core's runRace), the plan, and the command's resume guard and --plan.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -116,6 +116,11 @@ describe('fidelity study', () => {
   it('analyses finished units: tau per cell, stability, headline verdicts, race replay', async () => {
     const units = new UnitStore(join(tmp, 'units'));
     units.put('candidates', cands);
+    // a unit records when it finished and the load then; no temp file is left behind
+    const saved = units.get<{ recorded: { at: string; loadavg: number[] } }>('candidates')!;
+    expect(saved.recorded.loadavg).toHaveLength(3);
+    expect(Date.parse(saved.recorded.at)).toBeGreaterThan(0);
+    expect(readdirSync(join(tmp, 'units')).filter((f) => f.includes('.tmp-'))).toEqual([]);
     const ids = cands.candidates.map((c) => c.id);
     // retrained top-1 grows with MACs; proxies: noisy versions of it
     const truth = new Map(cands.candidates.map((c) => [c.id, 0.8 + (0.1 * c.macs) / fullMacs]));
