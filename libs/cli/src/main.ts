@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { ValidationError } from '@metaprune/core';
+import { DatasetError } from '@metaprune/data';
 import { demoCommand, demoHelp } from './commands/demo.js';
 import { evaluateCommand, evaluateHelp } from './commands/evaluate.js';
 import { experimentCommand, experimentHelp } from './commands/experiment.js';
@@ -90,7 +91,13 @@ main(process.argv.slice(2)).then(
     process.exitCode = code;
   },
   (err: unknown) => {
-    if (err instanceof UsageError || err instanceof ValidationError) {
+    // A dataset the user pointed at that cannot be used (empty folder, one class, too many
+    // unreadable files, ...) is bad input too: its message names the file and what was expected.
+    if (
+      err instanceof UsageError ||
+      err instanceof ValidationError ||
+      err instanceof DatasetError
+    ) {
       process.stderr.write(`metaprune: ${err.message}\n`);
       process.exitCode = 2;
       return;

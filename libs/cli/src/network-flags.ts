@@ -46,7 +46,7 @@ export const ENCODING_OPTIONS: Options = {
  */
 export function networkFromFlags(
   v: Values,
-  defaults: { network?: string; preset?: string; datasetFlag?: boolean } = {},
+  defaults: { network?: string; preset?: string; datasetFlag?: boolean; numClasses?: number } = {},
 ): Network {
   const family = str(v, 'network', defaults.network);
   if (!family) throw new UsageError(`--network is required; allowed ${FAMILIES.join(', ')}`);
@@ -73,7 +73,12 @@ export function networkFromFlags(
       { min: 1, max: 16, integer: true },
       dataset?.inputChannels,
     ),
-    numClasses: num(v, 'classes', { min: 2, max: 100000, integer: true }, dataset?.numClasses),
+    numClasses: num(
+      v,
+      'classes',
+      { min: 2, max: 100000, integer: true },
+      defaults.numClasses ?? dataset?.numClasses,
+    ),
     lastStageFull: v['prune-last-stage'] === true ? false : undefined,
   });
 }

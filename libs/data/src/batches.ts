@@ -1,5 +1,6 @@
 import {
   type AugmentOptions,
+  type AugmentParams,
   ImagePreprocessor,
   type PreprocessConfig,
   type PreprocessOptions,
@@ -51,6 +52,31 @@ export function countBatches(count: number, batchSize: number, dropLast = false)
 // Stream tags keep the shuffle and the augmentation generators independent.
 const SHUFFLE_STREAM = 0x05f1e;
 const AUGMENT_STREAM = 0x0a06e;
+
+/**
+ * Writes epoch `epoch`'s visiting order of `indices` into `out` (Fisher-Yates seeded by
+ * `(seed, epoch)`): the order every batch source of this library uses, in memory or streamed.
+ */
+export function shuffledOrder(
+  indices: ArrayLike<number>,
+  seed: number,
+  epoch: number,
+  out: Uint32Array,
+): Uint32Array {
+  out.set(indices);
+  new Rng(hashSeed(SHUFFLE_STREAM, seed, epoch)).shuffle(out);
+  return out;
+}
+
+/** The augmentation of the image at `position` of epoch `epoch` (a pure function of them). */
+export function augmentAt(
+  augment: Required<AugmentOptions>,
+  seed: number,
+  epoch: number,
+  position: number,
+): AugmentParams {
+  return sampleAugment(augment, new Rng(hashSeed(AUGMENT_STREAM, seed, epoch, position)));
+}
 
 /**
  * Batches over a {@link Subset} without copying it: each epoch has its own permutation
@@ -122,8 +148,7 @@ export class BatchIterator {
       throw new RangeError(`epoch must be a non-negative integer, got ${epoch}`);
     }
     if (this.shuffle && this.permEpoch !== epoch) {
-      this.perm.set(this.subset.indices);
-      new Rng(hashSeed(SHUFFLE_STREAM, this.seed, epoch)).shuffle(this.perm);
+      shuffledOrder(this.subset.indices, this.seed, epoch, this.perm);
       this.permEpoch = epoch;
     }
     return this.perm;
@@ -158,12 +183,7 @@ export class BatchIterator {
       const idx = order[first + i]!;
       this.picked[i] = idx;
       labels[i] = srcLabels[idx]!;
-      const aug = this.augment
-        ? sampleAugment(
-            this.augment,
-            new Rng(hashSeed(AUGMENT_STREAM, this.seed, epoch, first + i)),
-          )
-        : undefined;
+      const aug = this.augment ? augmentAt(this.augment, this.seed, epoch, first + i) : undefined;
       this.pre.fill(src, idx * inSize, images, i * per, aug);
     }
     const [oh, ow, oc] = this.config.outputShape;

@@ -2,6 +2,11 @@ import { access } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DatasetError } from './errors.js';
 import { IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC, parseIdx } from './idx.js';
+import {
+  IMAGE_FOLDER_PREFIX,
+  type ImageFolderOptions,
+  loadImageFolder,
+} from './image-folder/load.js';
 import { readMaybeGzip } from './io.js';
 
 /** Image size as `[height, width, channels]`; images are stored NHWC. */
@@ -34,8 +39,16 @@ export interface Dataset {
 export type DatasetName = 'fashion-mnist' | 'cifar10';
 export const DATASET_NAMES: readonly DatasetName[] = ['fashion-mnist', 'cifar10'];
 
+/** `imagefolder:<dir>`: a folder of JPEG / PNG / WebP images, one subfolder per class. */
+export type ImageFolderId = `imagefolder:${string}`;
+
+/** True for an `imagefolder:<dir>` dataset id (with a non-empty dir). */
+export function isImageFolderId(name: string): name is ImageFolderId {
+  return name.startsWith(IMAGE_FOLDER_PREFIX) && name.length > IMAGE_FOLDER_PREFIX.length;
+}
+
 export interface LoadDatasetOptions {
-  name: DatasetName;
+  name: DatasetName | ImageFolderId;
   /** Directory holding the files; defaults to {@link defaultDataDir} for the dataset. */
   dir?: string;
   /**
@@ -43,6 +56,8 @@ export interface LoadDatasetOptions {
    * without a copy. Default false.
    */
   shared?: boolean;
+  /** How an image folder is decoded (size required for `imagefolder:` datasets). */
+  image?: Omit<ImageFolderOptions, 'size'> & { size?: number };
 }
 
 export const FASHION_MNIST_DIR = '/usr/share/datasets/fashion-mnist';
@@ -94,10 +109,22 @@ export async function loadDataset(options: LoadDatasetOptions): Promise<Dataset>
       });
     }
     ds = await loadCifar10(options.dir);
+  } else if (isImageFolderId(options.name)) {
+    const size = options.image?.size;
+    if (size === undefined) {
+      throw new DatasetError(options.name, 'an image size to decode the folder to', {
+        kind: 'invalid',
+        actual: 'none given',
+      });
+    }
+    ds = await loadImageFolder(options.name.slice(IMAGE_FOLDER_PREFIX.length), {
+      ...options.image,
+      size,
+    });
   } else {
     throw new DatasetError(
       String(options.name),
-      `a dataset name, one of ${DATASET_NAMES.join(', ')}`,
+      `a dataset name, one of ${DATASET_NAMES.join(', ')} or imagefolder:<dir>`,
       {
         kind: 'invalid',
       },

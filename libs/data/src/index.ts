@@ -1,9 +1,11 @@
 export {
+  augmentAt,
   type Batch,
   BatchIterator,
   type BatchOptions,
   batches,
   countBatches,
+  shuffledOrder,
 } from './batches.js';
 export {
   CIFAR10_CLASSES,
@@ -18,8 +20,10 @@ export {
   FASHION_MNIST_DIR,
   IDX_FILES,
   type IdxDatasetOptions,
+  type ImageFolderId,
   type ImageSet,
   type ImageShape,
+  isImageFolderId,
   type LoadDatasetOptions,
   loadCifar10,
   loadDataset,
@@ -37,6 +41,39 @@ export {
   type IdxExpectation,
   parseIdx,
 } from './idx.js';
+export { type BadFile, checkBadFiles, DEFAULT_MAX_BAD_FRACTION } from './image-folder/bad-files.js';
+export {
+  DEFAULT_MAX_DATASET_BYTES,
+  IMAGE_FOLDER_PREFIX,
+  type ImageFolderDataset,
+  type ImageFolderOptions,
+  loadImageFolder,
+  MAX_IMAGE_SIZE,
+  MIN_IMAGE_SIZE,
+} from './image-folder/load.js';
+export {
+  type ChannelMode,
+  type Decoded,
+  DecodeFailure,
+  DecodePool,
+  type DecodePoolOptions,
+  type DecodeRequest,
+} from './image-folder/pool.js';
+export {
+  IMAGE_EXTENSIONS,
+  type ImageEntry,
+  type ImageFolderScan,
+  scanImageFolder,
+  scanImageFolderSync,
+} from './image-folder/scan.js';
+export { ImageFolderStream, type ImageFolderStreamOptions } from './image-folder/stream.js';
+export {
+  type ImageFormat,
+  type SyntheticFolderOptions,
+  type WriteImageFolderOptions,
+  writeImageFolder,
+  writeSyntheticImageFolder,
+} from './image-folder/write.js';
 export { isGzip, readDataFile, readMaybeGzip } from './io.js';
 export { type NetworkData, type NetworkDataOptions, networkData } from './network-data.js';
 export {

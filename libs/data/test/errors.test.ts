@@ -206,6 +206,8 @@ describe('errors name the file and what was expected', () => {
   it('unknown dataset name', async () => {
     const err = await failure(loadDataset({ name: 'imagenet' as 'cifar10' }));
     expect(err.kind).toBe('invalid');
-    expect(err.message).toBe('imagenet: expected a dataset name, one of fashion-mnist, cifar10');
+    expect(err.message).toBe(
+      'imagenet: expected a dataset name, one of fashion-mnist, cifar10 or imagefolder:<dir>',
+    );
   });
 });

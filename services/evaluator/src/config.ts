@@ -90,7 +90,7 @@ export const EVALUATOR_CONFIG = defineConfig({
   dataRoot: {
     type: 'string',
     default: '/usr/share/datasets',
-    doc: 'datasets: fashion-mnist and cifar10 are read from <data-root>/<name>, "dir:<path>" below it',
+    doc: 'datasets: fashion-mnist and cifar10 are read from <data-root>/<name>, "dir:<path>" and "imagefolder:<path>" below it',
   },
   backend: {
     type: 'enum',

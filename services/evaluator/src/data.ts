@@ -16,10 +16,13 @@ import {
   CIFAR10_TRAIN_FILES,
   computeChannelStats,
   type Dataset,
+  DatasetError,
   FASHION_MNIST_CLASSES,
   IDX_FILES,
+  IMAGE_FOLDER_PREFIX,
   loadCifar10,
   loadIdxDataset,
+  loadImageFolder,
   type PreprocessConfig,
   preprocessConfig,
   splitTrainVal,
@@ -66,15 +69,16 @@ function hasCifar(dir: string): boolean {
 export function resolveDatasetDir(
   id: string,
   dataRoot: string,
-): { dir: string; format: 'fashion-mnist' | 'cifar10' } {
+): { dir: string; format: 'fashion-mnist' | 'cifar10' | 'imagefolder' } {
   const bad = (msg: string) => new PermanentEvaluationError(INVALID_JOB, msg);
   const name = id || 'fashion-mnist';
   if (name === 'fashion-mnist' || name === 'cifar10') {
     return { dir: join(dataRoot, name), format: name };
   }
-  if (name.startsWith('dir:')) {
+  const folder = name.startsWith(IMAGE_FOLDER_PREFIX);
+  if (name.startsWith('dir:') || folder) {
     const root = resolve(dataRoot);
-    const dir = resolve(root, name.slice(4));
+    const dir = resolve(root, name.slice(folder ? IMAGE_FOLDER_PREFIX.length : 4));
     const rel = relative(root, dir);
     if (rel.startsWith('..') || resolve(root, rel) !== dir) {
       throw bad(`dataset ${JSON.stringify(name)} leaves the data root`);
@@ -86,6 +90,7 @@ export function resolveDatasetDir(
       isDir = false;
     }
     if (!isDir) throw bad(`dataset ${JSON.stringify(name)}: no such directory below the data root`);
+    if (folder) return { dir, format: 'imagefolder' };
     if (hasIdx(dir)) return { dir, format: 'fashion-mnist' };
     if (hasCifar(dir)) return { dir, format: 'cifar10' };
     throw bad(`dataset ${JSON.stringify(name)} holds neither IDX files nor CIFAR-10 batches`);
@@ -137,10 +142,20 @@ export class EvaluationData {
         const dataset =
           format === 'cifar10'
             ? await loadCifar10(dir)
-            : await loadIdxDataset(dir, {
-                name: data.dataset || 'fashion-mnist',
-                classNames: FASHION_MNIST_CLASSES,
-              });
+            : format === 'imagefolder'
+              ? // Decoded exactly as the weight generator decodes it for training.
+                await loadImageFolder(dir, {
+                  size: network.inputSize,
+                  channels: network.inputChannels === 1 ? 1 : 3,
+                }).catch((err: unknown) => {
+                  throw err instanceof DatasetError
+                    ? new PermanentEvaluationError(INVALID_JOB, err.message)
+                    : err;
+                })
+              : await loadIdxDataset(dir, {
+                  name: data.dataset || 'fashion-mnist',
+                  classNames: FASHION_MNIST_CLASSES,
+                });
         const classes = dataset.classNames.length;
         const valImages = data.validationImages || DEFAULT_VAL_PER_CLASS * classes;
         const split = splitTrainVal(dataset, {

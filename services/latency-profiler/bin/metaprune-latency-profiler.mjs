@@ -5,7 +5,9 @@ import { existsSync } from 'node:fs';
 
 const main = new URL('../dist/main.js', import.meta.url);
 if (!existsSync(main)) {
-  process.stderr.write('metaprune-latency-profiler: not built yet; run "npm run setup" in the repository root\n');
+  process.stderr.write(
+    'metaprune-latency-profiler: not built yet; run "npm run setup" in the repository root\n',
+  );
   process.exit(2);
 }
 await import(main.href);

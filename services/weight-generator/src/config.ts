@@ -36,7 +36,7 @@ export const CONFIG_SCHEMA = defineConfig({
   dataRoot: {
     type: 'string',
     default: '/usr/share/datasets',
-    doc: 'datasets: fashion-mnist and cifar10 are read from <data-root>/<name>; "dir:<path>" datasets below it (request paths cannot leave it)',
+    doc: 'datasets: fashion-mnist and cifar10 are read from <data-root>/<name>; "dir:<path>" and "imagefolder:<path>" datasets below it (request paths cannot leave it)',
   },
   backend: {
     type: 'enum',

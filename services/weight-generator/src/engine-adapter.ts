@@ -24,6 +24,7 @@ import {
   FASHION_MNIST_CLASSES,
   loadCifar10,
   loadIdxDataset,
+  loadImageFolder,
   type NetworkData,
   networkData,
 } from '@metaprune/data';
@@ -80,13 +81,21 @@ export type PreparedData = NetworkData;
 const datasets = new Map<string, Promise<Dataset>>();
 
 function loadData(cfg: ResolvedTrainingConfig): Promise<Dataset> {
-  const key = `${cfg.dataFormat}:${cfg.dataDir}`;
+  const { inputSize, inputChannels } = cfg.network;
+  const key = `${cfg.dataFormat}:${cfg.dataDir}:${inputSize}:${inputChannels}`;
   let p = datasets.get(key);
   if (!p) {
     p =
       cfg.dataFormat === 'cifar10'
         ? loadCifar10(cfg.dataDir)
-        : loadIdxDataset(cfg.dataDir, { name: cfg.dataset, classNames: FASHION_MNIST_CLASSES });
+        : cfg.dataFormat === 'imagefolder'
+          ? // Decoded exactly as the evaluators decode it (services/evaluator/src/data.ts).
+            loadImageFolder(cfg.dataDir, {
+              size: inputSize,
+              channels: inputChannels === 1 ? 1 : 3,
+              onSkip: (b) => process.stderr.write(`skipped ${b.path}: ${b.reason}\n`),
+            })
+          : loadIdxDataset(cfg.dataDir, { name: cfg.dataset, classNames: FASHION_MNIST_CLASSES });
     datasets.set(key, p);
     p.catch(() => datasets.delete(key));
   }

@@ -9,10 +9,10 @@ import type { Encoding, NetworkSpec } from '@metaprune/core';
 export interface ResolvedTrainingConfig {
   /** Fully resolved core network spec. */
   network: NetworkSpec;
-  /** "fashion-mnist", "cifar10" or "dir:<relative path>" as requested. */
+  /** "fashion-mnist", "cifar10", "dir:<relative path>" or "imagefolder:<relative path>" as requested. */
   dataset: string;
   /** File format of the dataset directory. */
-  dataFormat: 'fashion-mnist' | 'cifar10';
+  dataFormat: 'fashion-mnist' | 'cifar10' | 'imagefolder';
   /** Absolute directory the dataset files are read from. */
   dataDir: string;
   epochs: number;

@@ -12,7 +12,13 @@ import {
   type NetworkSpec,
   validateEncoding,
 } from '@metaprune/core';
-import { CIFAR10_TRAIN_FILES, IDX_FILES } from '@metaprune/data';
+import {
+  CIFAR10_TRAIN_FILES,
+  DatasetError,
+  IDX_FILES,
+  IMAGE_FOLDER_PREFIX,
+  scanImageFolderSync,
+} from '@metaprune/data';
 import {
   common,
   familyFromId,
@@ -38,14 +44,14 @@ const CORE_TO_PROTO_FIELD: Record<string, string> = {
 
 /** What the service knows about a dataset before loading it. */
 export interface DatasetInfo {
-  format: 'fashion-mnist' | 'cifar10';
+  format: 'fashion-mnist' | 'cifar10' | 'imagefolder';
   dir: string;
   imageShape: [number, number, number];
   numClasses: number;
   trainImages: number;
 }
 
-const FORMATS: Record<DatasetInfo['format'], Omit<DatasetInfo, 'format' | 'dir'>> = {
+const FORMATS: Record<'fashion-mnist' | 'cifar10', Omit<DatasetInfo, 'format' | 'dir'>> = {
   'fashion-mnist': { imageShape: [28, 28, 1], numClasses: 10, trainImages: 60_000 },
   cifar10: { imageShape: [32, 32, 3], numClasses: 10, trainImages: 50_000 },
 };
@@ -81,7 +87,7 @@ export function resolveDataset(
   if (id === '') {
     throw new InvalidArgumentError(
       field,
-      'is required ("fashion-mnist", "cifar10" or "dir:<path>")',
+      'is required ("fashion-mnist", "cifar10", "dir:<path>" or "imagefolder:<path>")',
     );
   }
   if (id === 'fashion-mnist' || id === 'cifar10') {
@@ -95,6 +101,26 @@ export function resolveDataset(
       );
     }
     return { format: id, dir, ...FORMATS[id] };
+  }
+  if (id.startsWith(IMAGE_FOLDER_PREFIX)) {
+    // An image folder below the data root: classes from its folders, images decoded at
+    // training time to the network's input size and channels (so any 1 or 3 fits).
+    const dir = resolveInside(dataRoot, id.slice(IMAGE_FOLDER_PREFIX.length), field);
+    try {
+      const scan = scanImageFolderSync(dir);
+      return {
+        format: 'imagefolder',
+        dir,
+        imageShape: [0, 0, 3],
+        numClasses: scan.classNames.length,
+        trainImages: scan.train.length,
+      };
+    } catch (err) {
+      if (err instanceof DatasetError) {
+        throw new InvalidArgumentError(field, err.message.replace(dir, JSON.stringify(id)));
+      }
+      throw err;
+    }
   }
   if (id.startsWith('dir:')) {
     const dir = resolveInside(dataRoot, id.slice(4), field);
@@ -112,7 +138,7 @@ export function resolveDataset(
   }
   throw new InvalidArgumentError(
     field,
-    `unknown dataset ${JSON.stringify(id.slice(0, 100))}; allowed "fashion-mnist", "cifar10", "dir:<path below the data root>"`,
+    `unknown dataset ${JSON.stringify(id.slice(0, 100))}; allowed "fashion-mnist", "cifar10", "dir:<path below the data root>", "imagefolder:<path below the data root>"`,
   );
 }
 
@@ -214,7 +240,17 @@ export function resolveTrainingConfig(
     );
   }
   const dc = dataset.imageShape[2];
-  if (network.inputChannels !== dc && dc !== 1) {
+  if (
+    dataset.format === 'imagefolder' &&
+    network.inputChannels !== 1 &&
+    network.inputChannels !== 3
+  ) {
+    throw new InvalidArgumentError(
+      'config.network.input_channels',
+      `${network.inputChannels} does not fit image folder ${cfg.dataset} (allowed: 1 grey, 3 RGB)`,
+    );
+  }
+  if (dataset.format !== 'imagefolder' && network.inputChannels !== dc && dc !== 1) {
     throw new InvalidArgumentError(
       'config.network.input_channels',
       `${network.inputChannels} does not fit dataset ${cfg.dataset} with ${dc} channels (allowed: ${dc})`,

@@ -3,9 +3,10 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { benchEval, benchRetrain, benchTrain } from '@metaprune/engine';
+import { benchData, benchDataStream } from './data.js';
 import { benchFlops } from './flops.js';
 import type { BenchLine } from './record.js';
-import { runReference } from './reference.js';
+import { runReference, runReferenceData } from './reference.js';
 import { benchSearchWorkload } from './search.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', '..');
@@ -14,6 +15,7 @@ const FIGURE: Record<string, string> = {
   flops: 'encodings_per_s',
   train: 'images_per_s',
   eval: 'candidates_per_min',
+  data: 'images_per_s',
 };
 
 // `npm run bench [-- --only flops,train]`: one JSON object per workload on stdout.
@@ -25,11 +27,16 @@ const WORKLOADS: Record<string, () => Promise<BenchLine> | BenchLine> = {
   eval: () => benchEval({ log: progress }),
   retrain: () => benchRetrain({ log: progress }),
   search: () => benchSearchWorkload(),
+  data: () => benchData({ ...(reference ? { reference: runReferenceData(root) } : {}) }),
+  'data-stream': () => benchDataStream(),
 };
+
+// --reference, known before the workloads run (W5 compares on its own folder, which only
+// lives while its workload runs).
+let reference = false;
 
 function main(): number {
   let only: string[];
-  let reference = false;
   try {
     const { values } = parseArgs({
       options: { only: { type: 'string' }, reference: { type: 'boolean' } },
@@ -59,11 +66,13 @@ function main(): number {
     // --reference: the PyTorch reference right after, and each line gains the ratio.
     const ref = runReference(
       root,
-      only.filter((w) => w in FIGURE),
+      only.filter((w) => w in FIGURE && w !== 'data'),
     );
     for (const line of lines) {
       const key = FIGURE[line.workload];
-      const theirs = key ? ref?.[line.workload]?.[key] : undefined;
+      const own = line['reference'] as Record<string, unknown> | undefined;
+      delete line['reference'];
+      const theirs = key ? (own?.[key] ?? ref?.[line.workload]?.[key]) : undefined;
       if (key && typeof theirs === 'number') {
         line[`reference_${key}`] = theirs;
         line['ratio_vs_reference'] = Number(((line[key] as number) / theirs).toFixed(3));

@@ -11,7 +11,9 @@ export function runReference(
   root: string,
   workloads: string[],
   threads = 2,
+  extra: string[] = [],
 ): Record<string, Record<string, unknown>> | null {
+  if (workloads.length === 0) return {};
   const script = [
     join(root, '..', 'shared', 'bench', 'pytorch_ref.py'),
     join(root, 'shared', 'bench', 'pytorch_ref.py'),
@@ -20,9 +22,13 @@ export function runReference(
     process.stderr.write('bench: reference skipped: ../shared/bench/pytorch_ref.py not found\n');
     return null;
   }
-  const r = spawnSync('/usr/bin/python3', [script, ...workloads, '--threads', String(threads)], {
-    encoding: 'utf8',
-  });
+  const r = spawnSync(
+    '/usr/bin/python3',
+    [script, ...workloads, '--threads', String(threads), ...extra],
+    {
+      encoding: 'utf8',
+    },
+  );
   if (r.status !== 0) {
     process.stderr.write(
       `bench: reference failed: ${(r.stderr || r.error?.message || '').trim().split('\n').at(-1)}\n`,
@@ -36,4 +42,15 @@ export function runReference(
     out[String(j['workload'])] = j;
   }
   return out;
+}
+
+/**
+ * W5's reference on the bench's own folder: `pytorch_ref.py data --folder DIR --size S
+ * --threads 2` (torchvision ImageFolder + DataLoader with two workers).
+ */
+export function runReferenceData(
+  root: string,
+): (dir: string, size: number) => Record<string, unknown> | null {
+  return (dir, size) =>
+    runReference(root, ['data'], 2, ['--folder', dir, '--size', String(size)])?.['data'] ?? null;
 }

@@ -1,6 +1,6 @@
 import { resolve } from 'node:path';
 import { num, parseFlags, str } from '../args.js';
-import { DATA_OPTIONS, prepareLocalData } from '../local-data.js';
+import { DATA_OPTIONS, datasetClasses, prepareLocalData } from '../local-data.js';
 import {
   ENCODING_OPTIONS,
   encodingFromFlags,
@@ -28,7 +28,7 @@ export async function retrainCommand(argv: string[]): Promise<number> {
     backend: { type: 'string' },
     json: { type: 'boolean' },
   });
-  const net = networkFromFlags(v, { preset: 'small' });
+  const net = networkFromFlags(v, { preset: 'small', numClasses: await datasetClasses(v) });
   const enc = encodingFromFlags(net, v);
   const epochs = num(v, 'epochs', { min: 1, max: 10000, integer: true }, 1) as number;
   const batchSize = num(v, 'batch', { min: 1, max: 4096, integer: true }, 64) as number;

@@ -3,13 +3,13 @@ import { join, resolve } from 'node:path';
 import { buildNetwork, type NetworkSpec } from '@metaprune/core';
 import { num, parseFlags, requireStr, str } from '../args.js';
 import { UsageError } from '../errors.js';
-import { DATA_OPTIONS, prepareLocalData, trainBatches } from '../local-data.js';
+import { DATA_OPTIONS, datasetClasses, prepareLocalData, trainBatches } from '../local-data.js';
 import { NETWORK_OPTIONS, networkFromFlags } from '../network-flags.js';
 import { ProgressBar } from '../ui/progress.js';
 import { trainRemote } from './train-remote.js';
 
 export const trainHelp = `metaprune train --network mobilenetv2 --preset small --width 0.5 --dataset fashion-mnist
-                --epochs N --out DIR [--resume] [--batch 64] [--lr 0.4] [--seed 0]
+                (or --dataset cifar10 --data-dir DIR, or --dataset imagefolder:DIR) --epochs N --out DIR [--resume] [--batch 64] [--lr 0.4] [--seed 0]
                 [--workers 2] [--backend wasm|cpu|tensorflow|tensorflow-gpu] [--json]
 metaprune train --remote ...   (through the weight-generator service of "metaprune up")
   Trains a PruningNet by stochastic structure sampling. Writes a checkpoint every epoch
@@ -25,6 +25,8 @@ export interface RunInfo {
   batchSize: number;
   lr: number;
   seed: number;
+  /** Channels an image folder was stored with (absent for other datasets and older runs). */
+  imageChannels?: number;
 }
 
 export const RUN_FILE = 'run.json';
@@ -57,7 +59,9 @@ export async function trainCommand(argv: string[]): Promise<number> {
   const out = resolve(requireStr(v, 'out'));
   const resume = v['resume'] === true;
   const saved = resume && existsSync(join(out, RUN_FILE)) ? readRunInfo(out) : undefined;
-  const net = saved ? buildNetwork(saved.spec) : networkFromFlags(v, { preset: 'small' });
+  const net = saved
+    ? buildNetwork(saved.spec)
+    : networkFromFlags(v, { preset: 'small', numClasses: await datasetClasses(v) });
   const epochs = num(v, 'epochs', { min: 1, max: 10000, integer: true }, 1) as number;
   const batchSize =
     saved?.batchSize ?? (num(v, 'batch', { min: 1, max: 4096, integer: true }, 64) as number);
@@ -81,6 +85,7 @@ export async function trainCommand(argv: string[]): Promise<number> {
     batchSize,
     lr,
     seed,
+    ...(data.dataset.name.startsWith('imagefolder:') ? { imageChannels: data.imageChannels } : {}),
   };
   if (!saved) writeFileSync(join(out, RUN_FILE), `${JSON.stringify(info, null, 2)}\n`);
   const batches = trainBatches(data, batchSize, seed, false);

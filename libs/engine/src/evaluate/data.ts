@@ -4,11 +4,18 @@
  * epoch) and the validation images (all of sub-val), copied out of the iterator's reused
  * buffers, optionally into SharedArrayBuffers so evaluator threads read them in place.
  */
-import type { TrainData } from '../train/trainer.js';
+import type { TrainBatch } from '../train/trainer.js';
+
+/** A batch source that answers at once (an in-memory BatchIterator). */
+interface SyncBatches {
+  readonly batchesPerEpoch: number;
+  batch(epoch: number, step: number): TrainBatch;
+}
+
 import type { ImageSet } from './evaluate.js';
 
 export function collectImages(
-  src: TrainData,
+  src: SyncBatches,
   options: { maxBatches?: number; epoch?: number; shared?: boolean } = {},
 ): ImageSet {
   const batches = Math.min(options.maxBatches ?? src.batchesPerEpoch, src.batchesPerEpoch);

@@ -30,10 +30,13 @@ export interface TrainBatch {
   shape: readonly [number, number, number, number];
 }
 
-/** Batches addressable by (epoch, step), e.g. @metaprune/data's BatchIterator. */
+/**
+ * Batches addressable by (epoch, step), e.g. @metaprune/data's BatchIterator, or its
+ * ImageFolderStream (asynchronous: images decoded on demand, bounded memory).
+ */
 export interface TrainData {
   readonly batchesPerEpoch: number;
-  batch(epoch: number, step: number): TrainBatch;
+  batch(epoch: number, step: number): TrainBatch | Promise<TrainBatch>;
 }
 
 export interface TrainProgress {
@@ -249,7 +252,7 @@ export async function trainPruningNet(options: TrainOptions): Promise<TrainResul
         }
         if (pnet.step !== t)
           throw new Error(`internal: PruningNet at step ${pnet.step}, expected ${t}`);
-        const b = data.batch(epoch, step);
+        const b = await data.batch(epoch, step);
         if (step === startStep && options.batchSize && b.size > options.batchSize) {
           throw new RangeError(`batch of ${b.size} images exceeds batchSize ${options.batchSize}`);
         }
