@@ -6,6 +6,7 @@ import { demoCommand, demoHelp } from './commands/demo.js';
 import { evaluateCommand, evaluateHelp } from './commands/evaluate.js';
 import { experimentCommand, experimentHelp } from './commands/experiment.js';
 import { exportCommand, exportHelp } from './commands/export.js';
+import { fidelityCommand, fidelityHelp } from './commands/fidelity.js';
 import { flopsCommand, flopsHelp } from './commands/flops.js';
 import { latencyCommand, latencyHelp } from './commands/latency.js';
 import { networksCommand, networksHelp } from './commands/networks.js';
@@ -43,6 +44,11 @@ const COMMANDS: Record<string, Command> = {
     run: experimentCommand,
     help: experimentHelp,
     about: 'reproduce the paper at small scale: report, plots, models',
+  },
+  fidelity: {
+    run: fidelityCommand,
+    help: fidelityHelp,
+    about: 'the resumable proxy-fidelity study and headline (issue 16)',
   },
   retrain: {
     run: retrainCommand,

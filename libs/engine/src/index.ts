@@ -40,7 +40,11 @@ export {
   type ImageSet,
   recalibrate,
 } from './evaluate/evaluate.js';
-export { EvaluatorPool, type EvaluatorPoolOptions } from './evaluate/pool.js';
+export {
+  type EvaluationSlice,
+  EvaluatorPool,
+  type EvaluatorPoolOptions,
+} from './evaluate/pool.js';
 export {
   type BatchNormTrainResult,
   BN_TRAIN,
