@@ -1,10 +1,12 @@
 #!/usr/bin/env node
 import { ValidationError } from '@metaprune/core';
 import { DatasetError } from '@metaprune/data';
+import { convertCommand, convertHelp } from './commands/convert.js';
 import { demoCommand, demoHelp } from './commands/demo.js';
 import { evaluateCommand, evaluateHelp } from './commands/evaluate.js';
 import { experimentCommand, experimentHelp } from './commands/experiment.js';
 import { exportCommand, exportHelp } from './commands/export.js';
+import { fidelityCommand, fidelityHelp } from './commands/fidelity.js';
 import { flopsCommand, flopsHelp } from './commands/flops.js';
 import { latencyCommand, latencyHelp } from './commands/latency.js';
 import { networksCommand, networksHelp } from './commands/networks.js';
@@ -43,6 +45,11 @@ const COMMANDS: Record<string, Command> = {
     help: experimentHelp,
     about: 'reproduce the paper at small scale: report, plots, models',
   },
+  fidelity: {
+    run: fidelityCommand,
+    help: fidelityHelp,
+    about: 'the resumable proxy-fidelity study and headline (issue 16)',
+  },
   retrain: {
     run: retrainCommand,
     help: retrainHelp,
@@ -52,6 +59,11 @@ const COMMANDS: Record<string, Command> = {
     run: exportCommand,
     help: exportHelp,
     about: 'write a candidate as a standard tfjs model (generated weights)',
+  },
+  convert: {
+    run: convertCommand,
+    help: convertHelp,
+    about: 'turn a training-form export into the inference form',
   },
   up: { run: upCommand, help: upHelp, about: 'start the services on this machine' },
   search: { run: searchCommand, help: searchHelp, about: 'search pruned widths (via the stack)' },

@@ -10,6 +10,7 @@ import {
   networkFingerprint,
 } from '@metaprune/core';
 import { afterAll, describe, expect, it } from 'vitest';
+import { runCli } from './run-cli.js';
 
 // The CLI as users run it: the built entry point in a real process.
 const root = join(import.meta.dirname, '..', '..', '..');
@@ -18,6 +19,8 @@ const run = (...args: string[]) => {
   const r = spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8' });
   return { code: r.status, out: r.stdout, err: r.stderr };
 };
+// For commands that run for many seconds (see run-cli.ts).
+const runAsync = runCli;
 
 describe('metaprune CLI', () => {
   it('flops --json prints one object with network, preset, macs and params', () => {
@@ -126,8 +129,8 @@ describe('metaprune profile for a Fashion-MNIST PruningNet', () => {
   });
   // a 2x2 grid, one fit network, no warm-up: seconds, not a usable table
   const quick = ['--grid', '2', '--fit', '1', '--repeats', '1', '--warmup', '0'];
-  const profile = (args: string[], file: string) => {
-    const r = run(
+  const profile = async (args: string[], file: string) => {
+    const r = await runAsync(
       'profile',
       ...args,
       ...quick,
@@ -148,7 +151,7 @@ describe('metaprune profile for a Fashion-MNIST PruningNet', () => {
   const dir = mkdtempSync(join(tmpdir(), 'metaprune-profile-'));
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-  it("the controller's suggested command measures the search's network", () => {
+  it("the controller's suggested command measures the search's network", async () => {
     const cmd = profileCommandFor('t', fmnist, {
       device: 't',
       backend: '',
@@ -157,7 +160,7 @@ describe('metaprune profile for a Fashion-MNIST PruningNet', () => {
     });
     expect(cmd).toContain('--input-channels 1');
     const args = cmd.replace(/^metaprune profile /, '').split(' ');
-    const { json, table } = profile(args, join(dir, 'suggested.json'));
+    const { json, table } = await profile(args, join(dir, 'suggested.json'));
     expect(table.network).toEqual(fmnist.spec);
     expect(table.fingerprint).toBe(networkFingerprint(fmnist));
     expect(json).toMatchObject({ input_size: 32, input_channels: 1, classes: 10 });
@@ -167,11 +170,14 @@ describe('metaprune profile for a Fashion-MNIST PruningNet', () => {
     expect(new LatencyPredictor(fmnist, table).lowerBoundMs()).toBeGreaterThan(0);
   });
 
-  it('--dataset fashion-mnist sets 1 input channel and 10 classes; explicit flags win', () => {
+  it('--dataset fashion-mnist sets 1 input channel and 10 classes; explicit flags win', async () => {
     const base = ['--device', 't', '--network', 'mobilenetv2', '--preset', 'small'];
-    const a = profile([...base, '--width', '0.25', '--dataset', 'fashion-mnist'], join(dir, 'a'));
+    const a = await profile(
+      [...base, '--width', '0.25', '--dataset', 'fashion-mnist'],
+      join(dir, 'a'),
+    );
     expect(a.table.network).toEqual(fmnist.spec);
-    const b = profile(
+    const b = await profile(
       [...base, '--width', '0.25', '--dataset', 'fashion-mnist', '--input-channels', '3'],
       join(dir, 'b'),
     );

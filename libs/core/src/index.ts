@@ -29,6 +29,14 @@ export {
 } from './evolution/operators.js';
 export { paretoFront, type TradeOff } from './evolution/pareto.js';
 export {
+  type RaceOptions,
+  type RaceResult,
+  raceKeep,
+  raceOrderKey,
+  runRace,
+  top1HalfWidth,
+} from './evolution/racing.js';
+export {
   absorbGeneration,
   bestPerBudget,
   type Candidate,
@@ -103,3 +111,4 @@ export type {
 export { Rng } from './random.js';
 export { channelsAt, MAX_SCALE_ID, SCALE_COUNT, SCALES, scaleIdAtMost } from './scales.js';
 export { type KendallTau, kendallTau, kendallTauB } from './stats/kendall.js';
+export { meanSd, topKOverlap } from './stats/summary.js';

@@ -29,6 +29,40 @@ export {
   saveCheckpoint,
   type TrainPosition,
 } from './checkpoint/checkpoint.js';
+export {
+  type Act,
+  artifactsOf,
+  comparePredictions,
+  convertToInference,
+  type DeliveredOptions,
+  DeliveredRunner,
+  type DeliveredTiming,
+  type DeployedModel,
+  deployReadme,
+  deployReadmeText,
+  type ExportForm,
+  type ExportFormOptions,
+  exportModel,
+  FORMS,
+  foldArtifacts,
+  foldTrainingForm,
+  INFERENCE_RUNTIME,
+  type InferenceGraph,
+  type InferenceOp,
+  inferenceMetadata,
+  type KerasLayer,
+  kerasLayers,
+  loadDeployedModel,
+  measureDelivered,
+  NotAnExportError,
+  type PredictionAgreement,
+  type RuntimeInfo,
+  readTrainingForm,
+  toGraphModel,
+  UnsupportedModelError,
+  updateDeployedMetadata,
+  writeInferenceForm,
+} from './deploy/index.js';
 export { BnStatsAccumulator, foldBatchNorm } from './evaluate/bn-stats.js';
 export { collectImages, shareImageSet } from './evaluate/data.js';
 export {
@@ -39,7 +73,11 @@ export {
   type ImageSet,
   recalibrate,
 } from './evaluate/evaluate.js';
-export { EvaluationWorkers, type EvaluationWorkersOptions } from './evaluate/pool.js';
+export {
+  type EvaluationSlice,
+  EvaluationWorkers,
+  type EvaluationWorkersOptions,
+} from './evaluate/pool.js';
 export {
   type BatchNormTrainResult,
   BN_TRAIN,
@@ -51,6 +89,7 @@ export { CUSTOM_KERNELS, MISSING_KERNELS, registerMissingKernels } from './kerne
 export { useSimdKernels } from './kernels/simd.js';
 export {
   assembleRows,
+  CONTEXT_GROUP,
   type ContextDesign,
   type ContextSample,
   contextDesign,
@@ -61,6 +100,9 @@ export {
   designCovers,
   designEncoding,
   disposeWeights,
+  EXECUTION_PATHS,
+  type ExecutionPath,
+  FIT_ATTEMPTS,
   type FitSample,
   LATENCY_METHODS,
   type LatencyMethod,
@@ -81,6 +123,7 @@ export {
   measurePredictionError,
   NetworkRunner,
   type NetworkTimingOptions,
+  OUTLIER_SPREAD,
   type ProfileOptions,
   type ProfileResult,
   profileLatencyTable,
@@ -96,8 +139,11 @@ export {
   unitWeights,
   type ValidateOptions,
   type ValidationSample,
+  WARMUP_WINDOW,
+  type WarmUpResult,
   type WorkerMeasureOptions,
   warmUpBackend,
+  warmUpUntilStable,
 } from './latency/index.js';
 export {
   type BuildPlainOptions,

@@ -14,6 +14,7 @@ import {
   contextDesign,
   designCovers,
   designEncoding,
+  FIT_ATTEMPTS,
   initBackend,
   measureEntries,
   measureInContext,
@@ -29,6 +30,8 @@ import {
   sampleEncodings,
   timeRuns,
   unitWeights,
+  WARMUP_WINDOW,
+  warmUpUntilStable,
 } from '../src/index.js';
 
 // Tiny networks and few repeats: these tests check what is measured and how it is put
@@ -201,6 +204,11 @@ describe('latency tables', () => {
     const residuals = r.fit.map((f) => f.measuredMs - f.layerSumMs).sort((x, y) => x - y);
     expect(t.constantMs).toBeCloseTo(Math.max(0, residuals[1]!), 12);
     expect(t.constantMs).toBeGreaterThanOrEqual(0);
+    // fitted on the delivered path; a negative residual was re-measured before clipping
+    expect(r.calibratedOn).toBe('delivered');
+    expect(r.fitResidualMs).toBeCloseTo(residuals[1]!, 12);
+    if (r.fitResidualMs < 0) expect(r.constantAttempts).toBe(FIT_ATTEMPTS);
+    else expect(r.constantAttempts).toBeGreaterThanOrEqual(1);
     const p = new LatencyPredictor(TINY, t);
     for (const f of r.fit) expect(p.layerSumMs(f.encoding)).toBe(f.layerSumMs);
     expect(p.lowerBoundMs()).toBeGreaterThan(0);
@@ -252,5 +260,33 @@ describe('latency tables', () => {
     });
     expect(r.table.interpolated).toBe(false);
     validateLatencyTable(small, r.table);
+  });
+});
+
+describe('warm-up until successive windows agree', () => {
+  const spin = (ms: number) => {
+    const end = performance.now() + ms;
+    while (performance.now() < end);
+  };
+
+  it('stops once a run time that falls settles, not before the minimum', () => {
+    // 3 ms per run for the first 600 ms, then 1 ms: settled after two 1 ms windows
+    const t0 = performance.now();
+    const r = warmUpUntilStable(() => spin(performance.now() - t0 < 600 ? 3 : 1), 100);
+    expect(r.settled).toBe(true);
+    expect(r.ms).toBeGreaterThanOrEqual(600 + WARMUP_WINDOW.ms);
+    expect(r.lastWindowMs).toBeLessThan(2);
+  });
+
+  it('gives up at the cap when windows never agree', () => {
+    let i = 0;
+    // alternate windows between 1 ms and 2 ms runs: never within 3%
+    const start = performance.now();
+    const r = warmUpUntilStable(() => {
+      i = Math.floor((performance.now() - start) / WARMUP_WINDOW.ms);
+      spin(i % 2 === 0 ? 1 : 2);
+    }, 100);
+    expect(r.settled).toBe(false);
+    expect(r.ms).toBeGreaterThanOrEqual(WARMUP_WINDOW.ms * WARMUP_WINDOW.maxFactor);
   });
 });

@@ -142,4 +142,37 @@ describe('EvaluationWorkers', () => {
     );
     expect(new Set(got.map((r) => r.macs)).size).toBe(4);
   });
+
+  it('scores a smaller slice per request as a pool of exactly that slice would', async () => {
+    const net = tinyNet();
+    const { recal, val } = toyData(192, 32, 8);
+    const pnet = createPruningNet(net, { seed: 7, shared: true });
+    const sets = { recal: collectImages(recal, { maxBatches: 3 }), val: collectImages(val) };
+    const encs = [fullEncoding(net), sampleEncoding(net, 1, 3)];
+    const pool = await EvaluationWorkers.create(pnet, sets, {
+      workers: 2,
+      recalBatches: 3,
+      batchSize: 16,
+    });
+    let small: Awaited<ReturnType<typeof pool.evaluateMany>>;
+    try {
+      small = await pool.evaluateMany(encs, { recalBatches: 1, valBatches: 1 });
+      await expect(pool.evaluate(encs[0]!, { valBatches: 0 })).rejects.toThrow(/valBatches/);
+    } finally {
+      await pool.close();
+    }
+    const want = encs.map((e) =>
+      evaluateCandidate(pnet, e, {
+        recal: collectImages(recal, { maxBatches: 1 }),
+        val: sets.val,
+        recalBatches: 1,
+        batchSize: 16,
+        valBatches: 1,
+      }),
+    );
+    expect(small.map((r) => [r.top1, r.recalBatches, r.valImages])).toEqual(
+      want.map((r) => [r.top1, r.recalBatches, r.valImages]),
+    );
+    expect(small[0]!.valImages).toBe(16);
+  });
 });

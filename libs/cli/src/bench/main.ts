@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { benchEval, benchRetrain, benchTrain } from '@metaprune/engine';
 import { benchData, benchDataStream } from './data.js';
+import { benchDeploy } from './deploy.js';
 import { benchFlops } from './flops.js';
 import type { BenchLine } from './record.js';
 import { runReference, runReferenceData } from './reference.js';
@@ -21,7 +22,7 @@ const FIGURE: Record<string, string> = {
 // `npm run bench [-- --only flops,train]`: one JSON object per workload on stdout.
 // W1/W2 run on two worker threads (both cores), retrain on one; progress goes to stderr.
 const progress = (line: string) => process.stderr.write(`${line}\n`);
-const WORKLOADS: Record<string, () => Promise<BenchLine> | BenchLine> = {
+const WORKLOADS: Record<string, () => Promise<BenchLine | BenchLine[]> | BenchLine> = {
   flops: () => benchFlops(),
   train: () => benchTrain({ log: progress }),
   eval: () => benchEval({ log: progress }),
@@ -29,6 +30,8 @@ const WORKLOADS: Record<string, () => Promise<BenchLine> | BenchLine> = {
   search: () => benchSearchWorkload(),
   data: () => benchData({ ...(reference ? { reference: runReferenceData(root) } : {}) }),
   'data-stream': () => benchDataStream(),
+  // W6: one line per model (and a summary); runs its own per-model PyTorch reference.
+  deploy: () => benchDeploy({ root, reference, log: progress }),
 };
 
 // --reference, known before the workloads run (W5 compares on its own folder, which only
@@ -58,16 +61,16 @@ function main(): number {
   void (async () => {
     const lines: BenchLine[] = [];
     for (const w of only) {
-      const line = await (WORKLOADS[w] as () => Promise<BenchLine>)();
-      lines.push(line);
-      if (!reference) console.log(JSON.stringify(line));
+      const got = await (WORKLOADS[w] as () => Promise<BenchLine | BenchLine[]>)();
+      for (const line of Array.isArray(got) ? got : [got]) {
+        lines.push(line);
+        if (!reference) console.log(JSON.stringify(line));
+      }
     }
     if (!reference) return;
     // --reference: the PyTorch reference right after, and each line gains the ratio.
-    const ref = runReference(
-      root,
-      only.filter((w) => w in FIGURE && w !== 'data'),
-    );
+    const compared = only.filter((w) => w in FIGURE && w !== 'data');
+    const ref = compared.length > 0 ? runReference(root, compared) : null;
     for (const line of lines) {
       const key = FIGURE[line.workload];
       const own = line['reference'] as Record<string, unknown> | undefined;

@@ -30,6 +30,8 @@ import {
 import { metapruneHome, readStackFile } from '../stack.js';
 
 export const latencyHelp = `metaprune latency --device NAME (--encoding a,b,... | --uniform S) [flags]
+metaprune latency --model DIR [--runtime tfjs-wasm] [--device NAME | --table FILE] [--json]
+  (an exported model as delivered; see the end of this help)
   Predicted latency of a candidate from the device's latency table (sum of the layer
   entries + the fitted constant); with --measure also its measured latency here.
   --json prints {"predicted_ms":...,"measured_ms":...} (measured_ms null without --measure).
@@ -46,7 +48,14 @@ export const latencyHelp = `metaprune latency --device NAME (--encoding a,b,... 
   --profiler host:port   latency profiler (default: $METAPRUNE_LATENCY_PROFILER, the stack of
                          \`metaprune up\`, else 127.0.0.1:${DEFAULT_PORTS.latencyProfiler}); when none
                          answers, tables are read from $METAPRUNE_HOME/latency/<device>/
-  --json                 machine-readable output`;
+  --json                 machine-readable output
+With --model DIR (an export of \`metaprune export\` / \`convert\`, either form):
+  loads it with plain @tensorflow/tfjs as a user does, times it at batch 1 (median of
+  --repeats 50 after --warmup-ms 2000), interleaved with the engine's forward of its
+  encoding, and prints predicted (from --device / --table when given, else the figure in
+  the model's metadata), engine and delivered latency (--json: predicted_ms, engine_ms,
+  delivered_ms, ...).
+  --runtime R            tfjs-wasm (default), tfjs-cpu, tfjs-node`;
 
 // ---- shared with `metaprune profile` ---------------------------------------------------
 
@@ -149,7 +158,7 @@ export function grpcMessage(err: unknown): string {
 
 // ---- the command -------------------------------------------------------------------------
 
-interface Resolved {
+export interface Resolved {
   net: Network;
   table?: LatencyTable;
   backend: string;
@@ -172,7 +181,7 @@ function networkFromTableOrFlags(v: Values, spec: NetworkSpec): Network {
   return net;
 }
 
-async function fromProfiler(
+export async function fromProfiler(
   v: Values,
   address: string,
   device: string,
@@ -214,7 +223,7 @@ async function fromProfiler(
   };
 }
 
-function fromFiles(v: Values, device: string): Resolved {
+export function fromFiles(v: Values, device: string): Resolved {
   const explicit = str(v, 'table');
   let path = explicit ? resolve(explicit) : undefined;
   if (!path) {
@@ -258,6 +267,11 @@ function fromFiles(v: Values, device: string): Resolved {
 }
 
 export async function latencyCommand(argv: string[]): Promise<number> {
+  // `--model DIR`: an exported model, timed as delivered (latency-model.ts).
+  if (argv.some((a) => a === '--model' || a.startsWith('--model='))) {
+    const { latencyModelCommand } = await import('./latency-model.js');
+    return latencyModelCommand(argv);
+  }
   const v = parseFlags(argv, {
     ...NETWORK_OPTIONS,
     ...ENCODING_OPTIONS,

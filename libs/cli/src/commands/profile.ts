@@ -25,8 +25,13 @@ import {
 export const profileHelp = `metaprune profile --network mobilenetv2 [--preset small] [--width 0.5] --device NAME [flags]
   Measures a latency lookup table on this machine with a tfjs backend: every layer over the
   (Cin, Cout) grid the search space allows (warm-up, repeats, median and spread), then the
-  constant = max(0, median(measured - sum of layers)) over a few random whole networks
-  (a fixed overhead is never negative). Progress
+  constant = median(measured - sum of layers) over a few random whole networks, timed on
+  the delivered path (the folded graph model plain tfjs runs, as \`metaprune export\`
+  writes it) so the table predicts what users get (--calibrate engine: the engine's
+  forward). A negative median is a measurement problem: the fit is warmed up again and
+  re-measured (3 tries) before it is clipped to 0. Warm-up runs until successive windows
+  agree; in-context forwards are interleaved across configurations and the ones whose
+  repeats spread far more than the rest are re-measured. Progress
   on stderr. Uploads the table to the latency profiler when one answers (registering the
   device on first use; its upload token is kept in $METAPRUNE_HOME/latency/devices.json),
   otherwise writes it to $METAPRUNE_HOME/latency/<device>/<network>.json (or --out).
@@ -125,6 +130,7 @@ export async function profileCommand(argv: string[]): Promise<number> {
     'warmup-ms': { type: 'string' },
     workers: { type: 'string' },
     validate: { type: 'string' },
+    calibrate: { type: 'string' },
     seed: { type: 'string' },
     profiler: { type: 'string' },
     token: { type: 'string' },
@@ -153,6 +159,7 @@ export async function profileCommand(argv: string[]): Promise<number> {
   const validate = num(v, 'validate', { min: 0, max: 10_000, integer: true }) ?? 0;
   const seed = num(v, 'seed', { min: 0, max: 2 ** 32 - 1, integer: true }) ?? 1000;
   const json = v['json'] === true;
+  const calibrate = oneOf(v, 'calibrate', ['delivered', 'engine'] as const) ?? 'delivered';
   const out = str(v, 'out');
   if (out !== undefined && str(v, 'profiler') !== undefined) {
     throw new UsageError('give either --out or --profiler, not both');
@@ -195,6 +202,7 @@ export async function profileCommand(argv: string[]): Promise<number> {
     fitEncodings: fit,
     warmupMs,
     device,
+    calibrate,
     ...(measured ? { entries: measured.entries, contextSamples: measured.samples } : {}),
     onProgress,
   });
@@ -203,8 +211,9 @@ export async function profileCommand(argv: string[]): Promise<number> {
   // the unconstrained fit: when it is negative the rows overstate the forwards and the
   // constant is clipped to 0 (see fitLatencyConstant)
   const medianResidualMs = median(result.fit.map((f) => f.measuredMs - f.layerSumMs));
+  const refits = result.constantAttempts > 1 ? `, after ${result.constantAttempts} fits` : '';
   process.stderr.write(
-    `constant ${table.constantMs.toFixed(4)} ms fitted over ${fit} networks${medianResidualMs < 0 ? ` (median residual ${medianResidualMs.toFixed(4)} ms clipped to 0: a fixed overhead is never negative; the rows sum to more than whole forwards, so predictions will run high, usually rows timed in a process not yet warm: raise --warmup-ms / --repeats)` : ''}; ${result.layerSeconds.toFixed(1)} s layers + ${result.fitSeconds.toFixed(1)} s fit\n`,
+    `constant ${table.constantMs.toFixed(4)} ms fitted over ${fit} networks on the ${result.calibratedOn} path${refits}${medianResidualMs < 0 ? ` (median residual stayed ${medianResidualMs.toFixed(4)} ms after re-measuring; clipped to 0: the rows sum to more than whole forwards, so predictions will run high — the machine is too noisy or the grid too coarse: raise --warmup-ms / --repeats / --grid)` : ''}; ${result.layerSeconds.toFixed(1)} s layers + ${result.fitSeconds.toFixed(1)} s fit\n`,
   );
 
   let validation: Awaited<ReturnType<typeof engine.measurePredictionError>> | undefined;
@@ -269,6 +278,8 @@ export async function profileCommand(argv: string[]): Promise<number> {
         interpolated: table.interpolated,
         constant_ms: table.constantMs,
         fit_median_residual_ms: medianResidualMs,
+        constant_attempts: result.constantAttempts,
+        calibrated_on: result.calibratedOn,
         seconds,
         ...(uploaded
           ? {

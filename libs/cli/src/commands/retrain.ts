@@ -1,5 +1,5 @@
 import { resolve } from 'node:path';
-import { num, parseFlags, str } from '../args.js';
+import { num, oneOf, parseFlags, str } from '../args.js';
 import { DATA_OPTIONS, datasetClasses, prepareLocalData } from '../local-data.js';
 import {
   ENCODING_OPTIONS,
@@ -10,9 +10,12 @@ import {
 import { ProgressBar } from '../ui/progress.js';
 
 export const retrainHelp = `metaprune retrain --network mobilenetv2 --preset small --width 0.5 (--encoding ... | --uniform S)
-                  --epochs N [--out DIR] [--batch 64] [--lr L] [--seed 0] [--max-train-images N] [--json]
+                  --epochs N [--out DIR] [--form inference|training] [--batch 64] [--lr L] [--seed 0]
+                  [--max-train-images N] [--json]
   Trains the pruned network from scratch as a plain network (no generators) on the whole
-  training split, reports test-set top-1, and with --out exports it as a standard tfjs model.`;
+  training split, reports test-set top-1, and with --out exports it: by default in the
+  inference form (folded tfjs graph model, see \`metaprune export --help\`), with
+  --form training as a tfjs LayersModel.`;
 
 export async function retrainCommand(argv: string[]): Promise<number> {
   const v = parseFlags(argv, {
@@ -27,7 +30,10 @@ export async function retrainCommand(argv: string[]): Promise<number> {
     'max-train-images': { type: 'string' },
     backend: { type: 'string' },
     json: { type: 'boolean' },
+    form: { type: 'string' },
   });
+  // checked before training, not after it
+  const form = oneOf(v, 'form', ['inference', 'training'] as const) ?? 'inference';
   const net = networkFromFlags(v, { preset: 'small', numClasses: await datasetClasses(v) });
   const enc = encodingFromFlags(net, v);
   const epochs = num(v, 'epochs', { min: 1, max: 10000, integer: true }, 1) as number;
@@ -75,7 +81,7 @@ export async function retrainCommand(argv: string[]): Promise<number> {
       dataset: data.dataset.name,
       test_top1: r.result.test_top1,
     });
-    await engine.exportPlainModel(r.model, exported, meta);
+    await engine.exportModel(r.model, exported, meta, { form });
   }
   r.model.dispose();
   const out = {

@@ -487,6 +487,8 @@ export function writeReport(outDir: string, r: ExperimentResults): string[] {
     '- `results.json`: every number above (and the encodings).',
     '- `plots/*.svg`: the charts.',
     '- `models/<network>/<name>/model.json`: every retrained model (tfjs layers model; `userDefinedMetadata` records encoding, channels, MACs, params and the measured `test_top1`). Load with `tf.loadLayersModel` (see `metaprune retrain --help`).',
+
+    '- `fidelity/`: the long, resumable fidelity study (`metaprune fidelity`, issue 16) — proxy fidelity by PruningNet length and proxy size, rank stability of the retraining recipe, racing, MetaPruning vs uniform over seeds; `summary.json` beside this file is its machine-readable headline.',
     '',
   ].join('\n');
   put('README.md', md);

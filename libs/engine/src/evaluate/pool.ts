@@ -44,7 +44,21 @@ export interface EvalWorkerInit {
   valBatches?: number;
 }
 
-export type EvalWorkerRequest = { type: 'eval'; id: number; enc: number[] };
+/**
+ * A smaller proxy than the pool's own (racing, issue 16): the first `recalBatches`
+ * recalibration batches and the first `valBatches` validation batches of the pool's sets,
+ * so the result equals that of a pool made with exactly those sets.
+ */
+export interface EvaluationSlice {
+  recalBatches?: number;
+  valBatches?: number;
+}
+
+export type EvalWorkerRequest = {
+  type: 'eval';
+  id: number;
+  enc: number[];
+} & EvaluationSlice;
 export type EvalWorkerReply =
   | { type: 'ready'; slot: number }
   | { type: 'result'; id: number; result: EvaluationResult }
@@ -71,6 +85,7 @@ function sharedSet(set: ImageSet): SharedImageSet {
 interface Job {
   id: number;
   enc: number[];
+  slice?: EvaluationSlice;
   resolve: (r: EvaluationResult) => void;
   reject: (e: Error) => void;
 }
@@ -178,24 +193,33 @@ export class EvaluationWorkers {
         type: 'eval',
         id: job.id,
         enc: job.enc,
+        ...job.slice,
       } satisfies EvalWorkerRequest);
     }
   }
 
-  /** Evaluates one candidate on the next free worker. */
-  evaluate(encoding: Encoding): Promise<EvaluationResult> {
+  /** Evaluates one candidate on the next free worker (on a smaller `slice`, if given). */
+  evaluate(encoding: Encoding, slice?: EvaluationSlice): Promise<EvaluationResult> {
     if (this.closed) return Promise.reject(new Error('EvaluationWorkers is closed'));
     if (this.failed) return Promise.reject(this.failed);
     const enc = [...validateEncoding(this.pnet.net, encoding)];
+    for (const [k, v] of Object.entries(slice ?? {})) {
+      if (v !== undefined && !(Number.isInteger(v) && v >= 1)) {
+        return Promise.reject(new RangeError(`slice.${k} must be an integer >= 1, got ${v}`));
+      }
+    }
     return new Promise((resolve, reject) => {
-      this.queue.push({ id: this.nextId++, enc, resolve, reject });
+      this.queue.push({ id: this.nextId++, enc, ...(slice ? { slice } : {}), resolve, reject });
       this.dispatch();
     });
   }
 
   /** Evaluates candidates concurrently; results in input order. */
-  evaluateMany(encodings: readonly Encoding[]): Promise<EvaluationResult[]> {
-    return Promise.all(encodings.map((e) => this.evaluate(e)));
+  evaluateMany(
+    encodings: readonly Encoding[],
+    slice?: EvaluationSlice,
+  ): Promise<EvaluationResult[]> {
+    return Promise.all(encodings.map((e) => this.evaluate(e, slice)));
   }
 
   async close(): Promise<void> {

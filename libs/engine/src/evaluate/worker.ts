@@ -45,9 +45,9 @@ port.on('message', (m: EvalWorkerRequest) => {
     const result = evaluateCandidate(pnet, m.enc, {
       recal,
       val,
-      recalBatches: init.recalBatches,
+      recalBatches: m.recalBatches ?? init.recalBatches,
       batchSize: init.batchSize,
-      valBatches: init.valBatches,
+      valBatches: m.valBatches ?? init.valBatches,
     });
     reply({ type: 'result', id: m.id, result });
   } catch (e) {

@@ -1,4 +1,5 @@
 export {
+  CONTEXT_GROUP,
   type ContextDesign,
   type ContextSample,
   contextDesign,
@@ -7,6 +8,7 @@ export {
   designEncoding,
   type MeasureInContextOptions,
   measureInContext,
+  OUTLIER_SPREAD,
   rowsFromContext,
 } from './context.js';
 export {
@@ -14,6 +16,9 @@ export {
   DEFAULT_LAYER_TIMING,
   DEFAULT_NETWORK_TIMING,
   DEFAULT_WARMUP_MS,
+  EXECUTION_PATHS,
+  type ExecutionPath,
+  FIT_ATTEMPTS,
   type FitSample,
   LATENCY_METHODS,
   type LatencyMethod,
@@ -39,7 +44,10 @@ export {
   timeRuns,
   type ValidateOptions,
   type ValidationSample,
+  WARMUP_WINDOW,
+  type WarmUpResult,
   warmUpBackend,
+  warmUpUntilStable,
 } from './measure.js';
 export {
   disposeWeights,

@@ -28,6 +28,7 @@ import {
   tiedChannels,
 } from '@metaprune/core';
 import * as tf from '@tensorflow/tfjs';
+import { DeliveredRunner } from '../deploy/runner.js';
 import {
   type ContextSample,
   contextDesign,
@@ -57,9 +58,38 @@ export const DEFAULT_LAYER_TIMING = Object.freeze({ warmup: 2, repeats: 5 });
  */
 export const DEFAULT_NETWORK_TIMING = Object.freeze({ warmup: 3, repeats: 5, passes: 3 });
 
+/**
+ * Which execution path whole networks are timed on: `delivered` (default) — the folded
+ * graph model a user loads with plain tfjs (deploy/runner.ts), the path exported models
+ * run; `engine` — the engine's own sequence of fused ops (ops.ts), which the layer rows
+ * time. Both run the same kernels; the graph executor adds a fixed cost per op, and the
+ * network's op count does not depend on the encoding, so fitting the constant on the
+ * delivered path calibrates the table to it.
+ */
+export type ExecutionPath = 'delivered' | 'engine';
+export const EXECUTION_PATHS = ['delivered', 'engine'] as const;
+
+interface Runner {
+  input(): tf.Tensor;
+  run(x: tf.Tensor): void;
+  dispose(): void;
+}
+
+async function makeRunner(
+  net: Network,
+  enc: Encoding,
+  batchSize: number,
+  path: ExecutionPath,
+): Promise<Runner> {
+  if (path === 'engine') return new NetworkRunner(net, enc, batchSize);
+  return DeliveredRunner.create(net, enc, batchSize);
+}
+
 export interface NetworkTimingOptions extends TimingOptions {
   /** Images per forward (default 1). */
   batchSize?: number;
+  /** Execution path (default `delivered`). */
+  path?: ExecutionPath;
   /** Interleaved passes over the encodings (default 3); `repeats` are per pass. */
   passes?: number;
 }
@@ -283,9 +313,10 @@ export async function measureNetworksLatency(
       floats += 2 * costs.params(encodings[end] as Encoding);
       end++;
     }
-    const runners = encodings
-      .slice(start, end)
-      .map((e) => new NetworkRunner(net, e, opts.batchSize ?? 1));
+    const runners: Runner[] = [];
+    for (const e of encodings.slice(start, end)) {
+      runners.push(await makeRunner(net, e, opts.batchSize ?? 1, opts.path ?? 'delivered'));
+    }
     const x = runners[0]?.input();
     try {
       for (let pass = 0; pass < passes; pass++) {
@@ -334,24 +365,68 @@ export function measureNetworkLatency(
 }
 
 /**
- * Default process warm-up. Measured here (wasm, small MobileNetV2 0.5): after 300 ms of
- * forwards, whole-network timings were still 10-25% above their settled value and drifted
- * down over the next seconds; after 2 s they were settled to about 1%.
+ * Default minimum process warm-up. Measured here (wasm, small MobileNetV2 0.5): after 300 ms
+ * of forwards, whole-network timings were still 10-25% above their settled value and
+ * drifted down over the next seconds; after 2 s they were settled to about 1% on a quiet
+ * machine. On a shared one a fixed time is not enough: warm-up goes on (up to 5x this)
+ * until two successive windows agree (see `warmUpUntilStable`).
  */
 export const DEFAULT_WARMUP_MS = 2000;
 
+/** Warm-up windows: median forward of each; done when two successive ones agree within 3%. */
+export const WARMUP_WINDOW = Object.freeze({ ms: 400, tolerance: 0.03, maxFactor: 5 });
+
+export interface WarmUpResult {
+  readonly ms: number;
+  /** Did two successive windows agree before the cap? */
+  readonly settled: boolean;
+  /** Median forward of the last window. */
+  readonly lastWindowMs: number;
+}
+
 /**
- * Runs whole-network inference of the full network for about `ms` milliseconds, untimed:
- * the first forwards of a process are much slower (JIT tiers, heap growth, operator
- * creation) and would skew whatever is measured first.
+ * Runs `run` untimed for at least `minMs`, then until the medians of two successive
+ * windows (WARMUP_WINDOW.ms each) differ by at most WARMUP_WINDOW.tolerance, at most
+ * `minMs * maxFactor` (then `settled` is false).
  */
-export function warmUpBackend(net: Network, opts: { batchSize?: number; ms?: number } = {}): void {
+export function warmUpUntilStable(run: () => void, minMs: number): WarmUpResult {
+  const t0 = performance.now();
+  const cap = t0 + Math.max(minMs, WARMUP_WINDOW.ms) * WARMUP_WINDOW.maxFactor;
+  let prev = Number.NaN;
+  let last = Number.NaN;
+  for (;;) {
+    const times: number[] = [];
+    const end = performance.now() + WARMUP_WINDOW.ms;
+    do {
+      const t = performance.now();
+      run();
+      times.push(performance.now() - t);
+    } while (performance.now() < end);
+    last = median(times);
+    const now = performance.now();
+    const agree = Math.abs(last - prev) <= WARMUP_WINDOW.tolerance * prev;
+    if (now - t0 >= minMs && agree) return { ms: now - t0, settled: true, lastWindowMs: last };
+    if (now >= cap) return { ms: now - t0, settled: false, lastWindowMs: last };
+    prev = last;
+  }
+}
+
+/**
+ * Runs whole-network inference of the full network, untimed, until it is settled (see
+ * `warmUpUntilStable`; at least `ms`, default DEFAULT_WARMUP_MS): the first forwards of a
+ * process are much slower (JIT tiers, heap growth, operator creation) and would skew
+ * whatever is measured first.
+ */
+export function warmUpBackend(
+  net: Network,
+  opts: { batchSize?: number; ms?: number } = {},
+): WarmUpResult {
   const runner = new NetworkRunner(net, fullEncoding(net), opts.batchSize ?? 1);
   const x = runner.input();
   try {
-    const until = performance.now() + (opts.ms ?? DEFAULT_WARMUP_MS);
-    do runner.run(x);
-    while (performance.now() < until);
+    const ms = opts.ms ?? DEFAULT_WARMUP_MS;
+    if (ms <= 0) return { ms: 0, settled: false, lastWindowMs: Number.NaN };
+    return warmUpUntilStable(() => runner.run(x), ms);
   } finally {
     x.dispose();
     runner.dispose();
@@ -380,6 +455,8 @@ export interface ProfileOptions extends MeasureEntriesOptions {
   seed?: number;
   /** Timing of the whole-network runs (default DEFAULT_NETWORK_TIMING). */
   networkTiming?: Omit<NetworkTimingOptions, 'batchSize'>;
+  /** The path the constant is fitted on (default `delivered`: calibrated to exports). */
+  calibrate?: ExecutionPath;
   /** Process warm-up before the grid and before the fit, ms (default 2000). */
   warmupMs?: number;
   /**
@@ -404,9 +481,18 @@ export function measurementCount(net: Network, grid: LatencyGrid, method: Latenc
     : planLatencyTable(net, grid).measurements;
 }
 
+/** Fits of the constant tried before a negative median residual is clipped to 0. */
+export const FIT_ATTEMPTS = 3;
+
 export interface ProfileResult {
   readonly table: LatencyTable;
   readonly fit: readonly FitSample[];
+  /** Median of measured - sum of layers over the fit networks (the last attempt). */
+  readonly fitResidualMs: number;
+  /** Fits measured (more than 1 when the residual came out negative). */
+  readonly constantAttempts: number;
+  /** The path the constant was fitted on. */
+  readonly calibratedOn: ExecutionPath;
   readonly plan: LatencyPlan;
   readonly method: LatencyMethod;
   /** Forwards (in-context) or grid points (isolated) measured. */
@@ -457,16 +543,35 @@ export async function profileLatencyTable(
   };
   const predictor = new LatencyPredictor(net, draft);
   const fitEncodings = sampleEncodings(net, opts.fitEncodings ?? 10, opts.seed ?? 1);
-  const timings = await measureNetworksLatency(net, fitEncodings, {
-    batchSize: draft.batchSize,
-    ...opts.networkTiming,
-    ...(opts.signal ? { signal: opts.signal } : {}),
-  });
-  const fit: FitSample[] = fitEncodings.map((encoding, i) => ({
-    encoding,
-    measuredMs: (timings[i] as Timing).medianMs,
-    layerSumMs: predictor.layerSumMs(encoding),
-  }));
+  // The constant is what a whole forward costs beyond its layers: never negative. A
+  // negative median residual means the fit forwards ran faster than their layers did (the
+  // machine got quieter, or the process was not yet warm): a measurement problem, so the
+  // fit is warmed up again and re-measured (up to FIT_ATTEMPTS times) rather than clipped;
+  // only if it stays negative is it clipped, and `constantAttempts` says so.
+  let fit: FitSample[] = [];
+  let residual = Number.NaN;
+  let attempts = 0;
+  for (; attempts < FIT_ATTEMPTS; attempts++) {
+    if (attempts > 0) {
+      warmUpBackend(net, {
+        batchSize: opts.batchSize ?? 1,
+        ms: opts.warmupMs ?? DEFAULT_WARMUP_MS,
+      });
+    }
+    const timings = await measureNetworksLatency(net, fitEncodings, {
+      batchSize: draft.batchSize,
+      path: opts.calibrate ?? 'delivered',
+      ...opts.networkTiming,
+      ...(opts.signal ? { signal: opts.signal } : {}),
+    });
+    fit = fitEncodings.map((encoding, i) => ({
+      encoding,
+      measuredMs: (timings[i] as Timing).medianMs,
+      layerSumMs: predictor.layerSumMs(encoding),
+    }));
+    residual = median(fit.map((f) => f.measuredMs - f.layerSumMs));
+    if (residual >= 0) break;
+  }
   const table: LatencyTable = {
     ...draft,
     constantMs: fitLatencyConstant(fit),
@@ -475,6 +580,9 @@ export async function profileLatencyTable(
   return {
     table,
     fit,
+    fitResidualMs: residual,
+    constantAttempts: Math.min(attempts + 1, FIT_ATTEMPTS),
+    calibratedOn: opts.calibrate ?? 'delivered',
     plan,
     method,
     measurements: measurementCount(net, grid, method),

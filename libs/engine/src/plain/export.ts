@@ -98,7 +98,7 @@ export function plainModelMetadata(
 }
 
 /** Writes `data` to `path` through a temporary file in the same directory and a rename. */
-async function writeAtomic(path: string, data: string | Uint8Array): Promise<void> {
+export async function writeAtomic(path: string, data: string | Uint8Array): Promise<void> {
   const tmp = `${path}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
   try {
     await writeFile(tmp, data);
@@ -246,16 +246,20 @@ export async function exportPlainModel(
 ): Promise<tf.io.SaveResult> {
   const softmax = options.softmax ?? true;
   const meta = { ...metadata, output: softmax ? 'probabilities' : 'logits' };
-  let target = model;
-  if (softmax) {
-    const out = model.outputs[0] as tf.SymbolicTensor;
-    const probs = tf.layers
-      .activation({ activation: 'softmax', name: 'probabilities' })
-      .apply(out) as tf.SymbolicTensor;
-    // Shares the model's layers. Never dispose it: that would dispose the shared weights.
-    target = tf.model({ inputs: model.inputs, outputs: probs, name: model.name });
-  }
+  const target = softmax ? withSoftmaxOutput(model) : model;
   return target.save(fileSaveHandler(dir, meta));
+}
+
+/**
+ * `model` with a `softmax` activation layer appended (named `probabilities`). Shares the
+ * model's layers: never dispose the result, that would dispose the shared weights.
+ */
+export function withSoftmaxOutput(model: tf.LayersModel): tf.LayersModel {
+  const out = model.outputs[0] as tf.SymbolicTensor;
+  const probs = tf.layers
+    .activation({ activation: 'softmax', name: 'probabilities' })
+    .apply(out) as tf.SymbolicTensor;
+  return tf.model({ inputs: model.inputs, outputs: probs, name: model.name });
 }
 
 export interface LoadedModel {

@@ -11,6 +11,7 @@ export {
   type PlainModelMetadata,
   plainModelMetadata,
   WEIGHTS_FILE,
+  withSoftmaxOutput,
 } from './export.js';
 export { useFastBatchNorm } from './fast-bn.js';
 export { type GeneratedWeightsOptions, generatedPlainWeights } from './generated.js';

@@ -198,7 +198,7 @@ export function defaultPreprocess(net: Network, train: Subset): PreprocessConfig
  * `preprocess` must be the identity config of the subset's images (scaling to [0, 1]).
  */
 export async function evaluatePlain(
-  model: tf.LayersModel,
+  model: { predict(x: tf.Tensor): tf.Tensor | tf.Tensor[] },
   subset: Subset,
   options: {
     batchSize?: number;
