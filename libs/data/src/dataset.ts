@@ -1,6 +1,6 @@
 import { access } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Dataset, ImageSet, ImageShape } from './dataset-types.js';
+import type { Dataset, ImageSet } from './dataset-types.js';
 import { DatasetError } from './errors.js';
 import { IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC, parseIdx } from './idx.js';
 import {

@@ -18,7 +18,7 @@ import type { KV } from '@nats-io/kv';
 import { type ObjectStore, Objm } from '@nats-io/obj';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { parseDeviceRecord } from './integrity.js';
-import type { DeviceRecord, TableRecord, TableVersionRecord } from './records.js';
+import type { DeviceRecord } from './records.js';
 
 /** Bucket of the stored tables (named in runtime, next to the NATS permissions for it). */
 export const TABLES_BUCKET = LATENCY_TABLES_BUCKET;
